@@ -1,0 +1,219 @@
+//! The command line: the seed's global flags, each with its env var (flag wins),
+//! and one struct per command.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::MetricsGeneration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "node-drain",
+    version,
+    about = "Safely drains and replaces the worker nodes of a Karpenter NodePool"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Prometheus (or Mimir) address; the query API is <address>/api/v1/query.
+    #[arg(
+        long,
+        env = "PROMETHEUS_ADDRESS",
+        default_value = "http://localhost:8080/prometheus",
+        global = true
+    )]
+    pub prometheus_address: String,
+
+    /// Tenant sent as X-Scope-OrgID (Mimir); empty sends no header.
+    #[arg(
+        long,
+        env = "PROMETHEUS_SCOPE_ORG_ID",
+        default_value = "organization-dev",
+        global = true
+    )]
+    pub prometheus_org_id: String,
+
+    /// Slack incoming webhook; empty turns notifications off.
+    #[arg(
+        long,
+        env = "SLACK_WEBHOOK_URL",
+        default_value = "",
+        global = true,
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub slack_webhook_url: String,
+
+    /// How to reach the API server.
+    #[arg(
+        long,
+        env = "KUBE_CONFIG",
+        value_enum,
+        default_value = "local",
+        global = true
+    )]
+    pub kube_config: KubeConfigMode,
+
+    /// Shown in notifications.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "", global = true)]
+    pub cluster_name: String,
+
+    /// The Karpenter NodePool to drain.
+    #[arg(
+        long,
+        env = "NODEPOOL_NAME",
+        default_value = "devel-nodepool-name",
+        global = true
+    )]
+    pub nodepool_name: String,
+
+    /// Karpenter metric names: detected from what Prometheus has unless set.
+    #[arg(long, env = "KARPENTER_METRICS", value_enum, global = true)]
+    pub karpenter_metrics: Option<MetricsGeneration>,
+
+    /// Timeout of each Prometheus query, in seconds.
+    #[arg(long, env = "PROMETHEUS_TIMEOUT_SECONDS", default_value_t = 10, global = true, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub prometheus_timeout_seconds: u64,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KubeConfigMode {
+    /// The kubeconfig file (KUBECONFIG honoured, else ~/.kube/config).
+    Local,
+    /// The in-cluster service account.
+    Cluster,
+    /// A kubeconfig in a CI job (KUBECONFIG or the default path), never interactive.
+    #[value(name = "github_action")]
+    GithubAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Karpenter views of the NodePool.
+    Karpenter {
+        #[command(subcommand)]
+        command: KarpenterCommand,
+    },
+    /// Plan one wave of the NodePool's oldest nodes and drain it.
+    Drain(DrainArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KarpenterCommand {
+    /// Capacity, requests and the memory/CPU allocate rate of the NodePool, and the wave it implies.
+    AllocateRate(AllocateRateArgs),
+}
+
+/// How the wave is sized: shared by `allocate-rate` and `drain`.
+#[derive(Debug, Clone, Args)]
+pub struct WaveArgs {
+    /// The allocate rate (percent) the NodePool may reach while a wave is out.
+    #[arg(long, env = "TARGET_ALLOCATE_RATE", default_value_t = 99, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub target_allocate_rate: u32,
+
+    /// Never more nodes than this in one wave.
+    #[arg(long, env = "MAX_NODES")]
+    pub max_nodes: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct AllocateRateArgs {
+    #[command(flatten)]
+    pub wave: WaveArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub wave: WaveArgs,
+    /// Print the plan (nodes, order, pods, blockers) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Drain these nodes (comma-separated) instead of planning from the allocate rate.
+    #[arg(long, value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Output of --dry-run.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seed_invocation_parses() {
+        let cli = Cli::try_parse_from([
+            "node-drain",
+            "drain",
+            "--prometheus-address",
+            "http://localhost:8080/prometheus",
+            "--prometheus-org-id",
+            "organization-dev",
+            "--nodepool-name",
+            "worker-nodepool-name",
+            "--kube-config",
+            "github_action",
+            "--cluster-name",
+            "devel_eks_cluster",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.kube_config, KubeConfigMode::GithubAction);
+        assert_eq!(cli.global.nodepool_name, "worker-nodepool-name");
+        assert!(matches!(cli.command, Command::Drain(_)));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            vec!["node-drain", "drain", "--kube-config", "laptop"],
+            vec!["node-drain", "drain", "--target-allocate-rate", "0"],
+            vec!["node-drain", "drain", "--target-allocate-rate", "101"],
+            vec![
+                "node-drain",
+                "karpenter",
+                "allocate-rate",
+                "--output",
+                "yaml",
+            ],
+        ] {
+            let err = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `node-drain karpenter allocate-rate`: the NodePool's capacity, requests and
+//! allocate rates (the seed's log lines), and the wave they imply.
+
+use tracing::info;
+
+use super::{checked_nodepool, render, start_metrics, start_planner};
+use crate::cli::{AllocateRateArgs, GlobalArgs, OutputFormat};
+use crate::error::Result;
+use crate::messages::{MeasureAllocateRates, PlanWave};
+
+pub async fn run(global: &GlobalArgs, args: AllocateRateArgs) -> Result<i32> {
+    info!("Karpenter Allocate Rate 사용량 조회 커맨드를 실행합니다.");
+    let nodepool = checked_nodepool(global)?;
+    let metrics = start_metrics(global)?;
+    let rates = metrics
+        .send(MeasureAllocateRates {
+            nodepool: nodepool.clone(),
+        })
+        .await??;
+    info!(
+        memoryAllocateRate = format!("{} %", rates.memory.allocate_rate_percent).as_str(),
+        "Karpenter"
+    );
+    info!(
+        cpuAllocateRate = format!("{} %", rates.cpu.allocate_rate_percent).as_str(),
+        "Karpenter"
+    );
+    let planner = start_planner(global).await?;
+    let plan = planner
+        .send(PlanWave {
+            nodepool,
+            rates: Some(rates),
+            target_allocate_rate: args.wave.target_allocate_rate,
+            max_nodes: args.wave.max_nodes,
+            nodes: vec![],
+        })
+        .await??;
+    match args.output {
+        OutputFormat::Json => println!("{}", render::json(&plan)),
+        OutputFormat::Text => print!("{}", render::allocate_rate_text(&plan)),
+    }
+    Ok(0)
+}

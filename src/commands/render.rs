@@ -1,0 +1,85 @@
+//! How plans and rates read on a terminal, and as JSON for scripts.
+
+use std::fmt::Write;
+
+use crate::plan::WavePlan;
+use crate::pods::PodAction;
+use crate::units::format_resource;
+
+pub fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The allocate-rate report: the rates, then the wave they imply.
+pub fn allocate_rate_text(plan: &WavePlan) -> String {
+    let mut out = String::new();
+    if let Some(rates) = &plan.rates {
+        let _ = writeln!(
+            out,
+            "NodePool {} (Karpenter metrics {:?})",
+            plan.nodepool, rates.generation
+        );
+        for usage in [&rates.memory, &rates.cpu] {
+            let _ = writeln!(
+                out,
+                "  {:<6}  requested {:>10} of {:>10}  allocate rate {:>3} %",
+                usage.resource.label(),
+                format_resource(usage.resource, usage.requested),
+                format_resource(usage.resource, usage.capacity),
+                usage.allocate_rate_percent
+            );
+        }
+    }
+    out.push_str(&plan_text(plan));
+    out
+}
+
+/// The plan: the wave's arithmetic, then every node in order, chosen or why not,
+/// and for chosen nodes what happens to each pod.
+pub fn plan_text(plan: &WavePlan) -> String {
+    let mut out = String::new();
+    let w = &plan.wave;
+    if plan.rates.is_some() {
+        let _ = writeln!(
+            out,
+            "Wave: {} of {} nodes (max allocate rate {} %, target {} %, drainRate {:.2}, formula {})",
+            w.wave_size, w.len_nodes, w.max_allocate_rate, w.target_allocate_rate, w.drain_rate, w.drain_node_count
+        );
+    } else {
+        let _ = writeln!(out, "Wave: {} named node(s)", w.wave_size);
+    }
+    for cap in &w.limited_by {
+        let _ = writeln!(out, "  limited by {cap}");
+    }
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let c = &node.candidate;
+        let verdict = match (&c.skipped, c.chosen) {
+            (_, true) => "DRAIN".to_string(),
+            (Some(reason), _) => format!("skip: {reason}"),
+            (None, false) => "not in this wave".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>3}. {}  created {}  {}",
+            i + 1,
+            c.node,
+            c.created.format("%Y-%m-%dT%H:%M:%SZ"),
+            verdict
+        );
+        for pod in &node.pods {
+            let what = match &pod.action {
+                PodAction::Evict(tier) => format!("evict ({tier:?})"),
+                PodAction::ForceDelete(reason) => format!("force-delete, grace 0 ({reason})"),
+                PodAction::DeleteFinished => "delete (finished)".to_string(),
+                PodAction::WaitTerminating => "wait (already terminating)".to_string(),
+                PodAction::Skip(reason) => format!("skip ({reason})"),
+                PodAction::Block(reason) => format!("BLOCKS ({reason})"),
+            };
+            let _ = writeln!(out, "       {:<40} {}", pod.pod, what);
+        }
+    }
+    if plan.nodes.is_empty() {
+        out.push_str("  (the NodePool has no nodes)\n");
+    }
+    out
+}

@@ -1,0 +1,95 @@
+//! The crate's error, and the exit code each failure maps to (SPEC §1):
+//! 0 done, 1 a node failed to drain, 2 bad usage or configuration,
+//! 3 a dependency (Prometheus, API server) unusable.
+
+use crate::plan::budget::BudgetError;
+use crate::plan::RateError;
+use crate::prometheus::PrometheusError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("kube config ({mode}): {reason}")]
+    KubeConfig { mode: String, reason: String },
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
+    #[error("NodePool {nodepool:?}: {source}")]
+    Rate { nodepool: String, source: RateError },
+    #[error("Kubernetes API: could not {action}: {source}")]
+    Kube { action: String, source: kube::Error },
+    #[error("NodePool {0:?} not found: check --nodepool-name (NODEPOOL_NAME) and `kubectl get nodepools`")]
+    NodePoolNotFound(String),
+    #[error("NodePool {nodepool:?} has a disruption budget node-drain cannot read: {source}")]
+    Budget {
+        nodepool: String,
+        source: BudgetError,
+    },
+    #[error("node {node:?} {reason}")]
+    Node { node: String, reason: String },
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
+        Error::Kube {
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_)
+            | Error::KubeConfig { .. }
+            | Error::NodePoolNotFound(_)
+            | Error::Node { .. } => 2,
+            Error::Prometheus(PrometheusError::BadAddress { .. }) => 2,
+            Error::Prometheus(_)
+            | Error::Rate { .. }
+            | Error::Kube { .. }
+            | Error::Budget { .. } => 3,
+            Error::Internal(_) => 1,
+        }
+    }
+}
+
+impl From<actix::MailboxError> for Error {
+    fn from(e: actix::MailboxError) -> Self {
+        Error::Internal(format!("actor mailbox: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::NodePoolNotFound("x".into()).exit_code(), 2);
+        assert_eq!(
+            Error::Prometheus(PrometheusError::Empty { query: "q".into() }).exit_code(),
+            3
+        );
+        assert_eq!(
+            Error::Prometheus(PrometheusError::NoOrgId {
+                address: "a".into()
+            })
+            .exit_code(),
+            3
+        );
+        assert_eq!(
+            Error::Prometheus(PrometheusError::BadAddress {
+                address: "a".into(),
+                reason: "r".into()
+            })
+            .exit_code(),
+            2
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! Builds the one kube `Client` the process uses, by `--kube-config` mode.
+//! The client is cloned into every actor that talks to the API server.
+
+use std::time::Duration;
+
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use kube::Client;
+
+use crate::cli::KubeConfigMode;
+use crate::error::{Error, Result};
+
+pub async fn client(mode: KubeConfigMode) -> Result<Client> {
+    let mode_name = format!("{mode:?}").to_lowercase();
+    let fail = |reason: String| Error::KubeConfig {
+        mode: mode_name.clone(),
+        reason,
+    };
+    let mut config = match mode {
+        KubeConfigMode::Cluster => Config::incluster().map_err(|e| {
+            fail(format!("{e}: is node-drain running in a pod with a service account? Use --kube-config local outside the cluster"))
+        })?,
+        KubeConfigMode::Local => Config::from_kubeconfig(&KubeConfigOptions::default())
+            .await
+            .map_err(|e| fail(format!("{e}: check KUBECONFIG or ~/.kube/config and the current context")))?,
+        KubeConfigMode::GithubAction => {
+            // A CI job has no one to answer a prompt: read the file, never run an
+            // interactive login.
+            let kubeconfig = Kubeconfig::read()
+                .map_err(|e| fail(format!("{e}: the CI job must provide a kubeconfig in KUBECONFIG or ~/.kube/config")))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| fail(e.to_string()))?
+        }
+    };
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(60));
+    Client::try_from(config).map_err(|e| fail(e.to_string()))
+}

@@ -1,0 +1,220 @@
+//! Which nodes the wave takes: the NodePool's nodes oldest first (name breaks
+//! ties), skipping those that must not be touched, each skip with its reason.
+//! A skipped node lets the next oldest in. Pure: `NodeFacts` in, a `Selection` out.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// What the planner knows about one node of the NodePool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFacts {
+    pub name: String,
+    pub created: DateTime<Utc>,
+    /// `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// `karpenter.sh/do-not-disrupt: "true"` on the node.
+    pub do_not_disrupt: bool,
+    /// Carries a control-plane role label or taint.
+    pub control_plane: bool,
+    /// node-drain's own annotations say a drain of it is under way.
+    pub being_drained: bool,
+}
+
+/// Why a node is not in the wave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "skip", rename_all = "kebab-case")]
+pub enum SkipReason {
+    Deleting,
+    DoNotDisrupt,
+    ControlPlane,
+    AlreadyDraining,
+    /// Holds pods that block a drain (named, with why).
+    BlockingPods {
+        pods: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Deleting => write!(f, "node is being deleted"),
+            SkipReason::DoNotDisrupt => {
+                write!(f, "node is annotated karpenter.sh/do-not-disrupt=true")
+            }
+            SkipReason::ControlPlane => write!(f, "control-plane node"),
+            SkipReason::AlreadyDraining => write!(f, "node-drain is already draining it"),
+            SkipReason::BlockingPods { pods } => {
+                write!(f, "holds blocking pods: {}", pods.join(", "))
+            }
+        }
+    }
+}
+
+/// Oldest first; the name breaks ties so the order is stable.
+pub fn order_oldest_first(nodes: &mut [NodeFacts]) {
+    nodes.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)));
+}
+
+/// The reason a node cannot be in any wave, from the node alone (pods are checked later).
+pub fn node_skip_reason(node: &NodeFacts) -> Option<SkipReason> {
+    if node.deleting {
+        Some(SkipReason::Deleting)
+    } else if node.control_plane {
+        Some(SkipReason::ControlPlane)
+    } else if node.do_not_disrupt {
+        Some(SkipReason::DoNotDisrupt)
+    } else if node.being_drained {
+        Some(SkipReason::AlreadyDraining)
+    } else {
+        None
+    }
+}
+
+/// Nodes counted by Karpenter's budgets as already disrupted: deleting or NotReady.
+pub fn disrupting_count(nodes: &[NodeFacts]) -> usize {
+    nodes.iter().filter(|n| n.deleting || !n.ready).count()
+}
+
+/// One node in the plan, chosen or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    pub node: String,
+    pub created: DateTime<Utc>,
+    pub chosen: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<SkipReason>,
+}
+
+/// Walks the nodes oldest first and chooses up to `wave_size` of them.
+/// `blockers(node)` is asked only for nodes that would otherwise be chosen, so a
+/// caller that lists pods per node lists no more nodes than it needs.
+pub fn select<F>(nodes: &[NodeFacts], wave_size: usize, mut blockers: F) -> Vec<Candidate>
+where
+    F: FnMut(&NodeFacts) -> Vec<String>,
+{
+    let mut ordered = nodes.to_vec();
+    order_oldest_first(&mut ordered);
+    let mut chosen = 0;
+    ordered
+        .into_iter()
+        .map(|node| {
+            let mut skipped = node_skip_reason(&node);
+            let mut pick = false;
+            if skipped.is_none() && chosen < wave_size {
+                let pods = blockers(&node);
+                if pods.is_empty() {
+                    pick = true;
+                    chosen += 1;
+                } else {
+                    skipped = Some(SkipReason::BlockingPods { pods });
+                }
+            }
+            Candidate {
+                node: node.name,
+                created: node.created,
+                chosen: pick,
+                skipped,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, minute: u32) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            created: format!("2026-11-21T10:{minute:02}:00Z").parse().unwrap(),
+            deleting: false,
+            ready: true,
+            do_not_disrupt: false,
+            control_plane: false,
+            being_drained: false,
+        }
+    }
+
+    fn chosen(c: &[Candidate]) -> Vec<&str> {
+        c.iter()
+            .filter(|c| c.chosen)
+            .map(|c| c.node.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn oldest_first_with_name_breaking_ties() {
+        let nodes = vec![node("c", 5), node("b", 1), node("a", 1), node("d", 9)];
+        let plan = select(&nodes, 2, |_| vec![]);
+        assert_eq!(chosen(&plan), vec!["a", "b"]);
+        assert_eq!(
+            plan.iter().map(|c| c.node.as_str()).collect::<Vec<_>>(),
+            vec!["a", "b", "c", "d"]
+        );
+    }
+
+    #[test]
+    fn skipped_nodes_let_the_next_oldest_in() {
+        let mut nodes = vec![
+            node("n1", 1),
+            node("n2", 2),
+            node("n3", 3),
+            node("n4", 4),
+            node("n5", 5),
+            node("n6", 6),
+        ];
+        nodes[0].do_not_disrupt = true;
+        nodes[1].deleting = true;
+        nodes[3].control_plane = true;
+        nodes[4].being_drained = true;
+        let plan = select(&nodes, 2, |n| {
+            if n.name == "n3" {
+                vec!["ns/bare (no controller)".into()]
+            } else {
+                vec![]
+            }
+        });
+        assert_eq!(chosen(&plan), vec!["n6"]);
+        let reasons: Vec<_> = plan.iter().map(|c| c.skipped.clone()).collect();
+        assert_eq!(reasons[0], Some(SkipReason::DoNotDisrupt));
+        assert_eq!(reasons[1], Some(SkipReason::Deleting));
+        assert_eq!(
+            reasons[2],
+            Some(SkipReason::BlockingPods {
+                pods: vec!["ns/bare (no controller)".into()]
+            })
+        );
+        assert_eq!(reasons[3], Some(SkipReason::ControlPlane));
+        assert_eq!(reasons[4], Some(SkipReason::AlreadyDraining));
+        assert_eq!(reasons[5], None);
+    }
+
+    #[test]
+    fn blockers_are_asked_only_while_the_wave_has_room() {
+        let nodes: Vec<_> = (0..8).map(|i| node(&format!("n{i}"), i)).collect();
+        let mut asked = Vec::new();
+        let plan = select(&nodes, 2, |n| {
+            asked.push(n.name.clone());
+            vec![]
+        });
+        assert_eq!(chosen(&plan), vec!["n0", "n1"]);
+        assert_eq!(asked, vec!["n0", "n1"]);
+        assert!(
+            select(&nodes, 0, |_| panic!("no pods needed for an empty wave"))
+                .iter()
+                .all(|c| !c.chosen)
+        );
+    }
+
+    #[test]
+    fn disrupting_counts_deleting_and_not_ready() {
+        let mut nodes = vec![node("a", 1), node("b", 2), node("c", 3)];
+        nodes[0].deleting = true;
+        nodes[1].ready = false;
+        assert_eq!(disrupting_count(&nodes), 2);
+    }
+}
