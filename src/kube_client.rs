@@ -32,6 +32,10 @@ pub async fn client(mode: KubeConfigMode) -> Result<Client> {
                 .map_err(|e| fail(e.to_string()))?
         }
     };
+    // kube 5 retries 429/503/504 by default (up to 15 times, up to 1000 s apart).
+    // A 429 from an eviction is a PDB speaking: node-drain must see it at once
+    // and apply its own policy (SPEC §3), so the client never retries silently.
+    config.default_retry = false;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(60));
     Client::try_from(config).map_err(|e| fail(e.to_string()))
