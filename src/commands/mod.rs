@@ -26,7 +26,6 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(e) => {
             error!(error = e.to_string().as_str(), "node-drain failed");
-            eprintln!("error: {e}");
             e.exit_code()
         }
     }

@@ -4,6 +4,8 @@
 //! a timeout whose failure says what was last seen.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;

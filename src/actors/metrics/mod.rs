@@ -8,7 +8,7 @@ mod handlers;
 use tracing::info;
 
 use crate::error::{Error, Result};
-use crate::plan::{AllocateRates, MetricsGeneration, Resource, ResourceUsage};
+use crate::plan::{AllocateRates, MetricsGeneration, RateError, Resource, ResourceUsage};
 use crate::prometheus::{PrometheusClient, PrometheusError};
 use crate::units::format_resource;
 
@@ -28,27 +28,39 @@ impl MetricsActor {
     }
 }
 
-/// Which generation of Karpenter metrics Prometheus has; v1 wins when both exist
-/// (an upgrade in progress still exporting both).
+/// Which generation of Karpenter metrics Prometheus has for this NodePool.
+/// The generation that counts capacity for it wins, v1 first: during an upgrade
+/// both may exist, and Karpenter v1 exports 0 for a NodePool it has no nodes for.
+/// A generation that exists only with 0 is still chosen (v1 first) so that the
+/// answer is the clear "no capacity" error, not a guess.
 pub async fn detect_generation(
     prometheus: &PrometheusClient,
+    nodepool: &str,
 ) -> Result<MetricsGeneration, PrometheusError> {
-    let query = r#"count by (__name__) ({__name__=~"karpenter_nodepools?_usage"})"#;
-    let samples = prometheus.query_vector(query).await?;
-    let has = |name: &str| {
+    let selector = format!(
+        r#"{{__name__=~"karpenter_nodepools?_usage",nodepool="{nodepool}",resource_type="cpu"}}"#
+    );
+    let counting = prometheus
+        .query_vector(&format!("count by (__name__) ({selector} > 0)"))
+        .await?;
+    let any = prometheus
+        .query_vector(&format!("count by (__name__) ({selector})"))
+        .await?;
+    let has = |samples: &[crate::prometheus::Sample], g: MetricsGeneration| {
         samples
             .iter()
-            .any(|s| s.labels.get("__name__").map(String::as_str) == Some(name))
+            .any(|s| s.labels.get("__name__").map(String::as_str) == Some(g.usage_metric()))
     };
-    if has(MetricsGeneration::V1.usage_metric()) {
-        Ok(MetricsGeneration::V1)
-    } else if has(MetricsGeneration::V0.usage_metric()) {
-        Ok(MetricsGeneration::V0)
-    } else {
-        Err(PrometheusError::Empty {
-            query: query.to_string(),
-        })
+    for samples in [&counting, &any] {
+        for generation in [MetricsGeneration::V1, MetricsGeneration::V0] {
+            if has(samples, generation) {
+                return Ok(generation);
+            }
+        }
     }
+    Err(PrometheusError::Empty {
+        query: format!("count by (__name__) ({selector})"),
+    })
 }
 
 /// Measures both resources of the NodePool.
@@ -59,7 +71,7 @@ pub async fn measure(
 ) -> Result<AllocateRates> {
     let generation = match generation {
         Some(g) => g,
-        None => detect_generation(prometheus).await?,
+        None => detect_generation(prometheus, nodepool).await?,
     };
     let memory = measure_resource(prometheus, generation, nodepool, Resource::Memory).await?;
     let cpu = measure_resource(prometheus, generation, nodepool, Resource::Cpu).await?;
@@ -80,6 +92,20 @@ async fn measure_resource(
     let capacity_query = generation.capacity_query(nodepool, resource);
     info!(query = capacity_query.as_str(), "query");
     let capacity = prometheus.query_value(&capacity_query).await?;
+    info!(
+        nodepoolUsage = format_resource(resource, capacity).as_str(),
+        "Karpenter"
+    );
+    if capacity <= 0.0 {
+        let source = RateError::NoCapacity {
+            resource: resource.label(),
+            capacity,
+        };
+        return Err(Error::Rate {
+            nodepool: nodepool.to_string(),
+            source,
+        });
+    }
     let requests_query = generation.requests_query(nodepool, resource);
     info!(query = requests_query.as_str(), "query");
     let requested = prometheus.query_value(&requests_query).await?;

@@ -1,0 +1,677 @@
+//! `karpenter allocate-rate` and `drain --dry-run` against real Karpenter,
+//! Prometheus and the API server: the rates equal the truth, pre-v1 metric names
+//! reproduce the seed's numbers, unusable answers fail closed, and a dry run
+//! changes nothing and names the oldest nodes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use kube::core::{DynamicObject, GroupVersionKind};
+use kube::discovery::ApiResource;
+use node_drain::units::parse_quantity;
+use serde_json::{json, Value};
+use support::http::{serve, Request, Response};
+use support::*;
+
+/// Runs node-drain without blocking the runtime (test servers live on it).
+async fn run(env: &TestEnv, args: &[&str]) -> Output {
+    let mut cmd = env.node_drain();
+    cmd.args(args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run node-drain"))
+        .await
+        .expect("join node-drain")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// Sum of `resources.requests[name]` over the pod's containers.
+fn pod_request(pod: &Pod, name: &str) -> f64 {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(name))
+        .filter_map(|q| parse_quantity(&q.0))
+        .sum()
+}
+
+fn node_capacity(node: &Node, name: &str) -> f64 {
+    node.status
+        .as_ref()
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get(name))
+        .and_then(|q| parse_quantity(&q.0))
+        .unwrap_or(0.0)
+}
+
+async fn prometheus_value(env: &TestEnv, query: &str) -> Option<f64> {
+    let answer = prometheus_query(env, query).await;
+    answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn allocate_rate_equals_the_truth_from_the_api_server_with_a_daemonset() {
+    let env = TestEnv::load();
+    let client = env.client().await;
+    let ns = TestNamespace::create(&client, "plan-truth").await;
+    let pool = TestNodePool::create(&client, "plan-truth", "c-4x-amd64-linux", None).await;
+    let w = Workloads {
+        client: &client,
+        namespace: &ns.name,
+        nodepool: &pool.name,
+    };
+    w.deployment(
+        "web",
+        5,
+        Requests {
+            cpu: "1",
+            memory: "1536Mi",
+        },
+        2,
+    )
+    .await;
+    w.daemonset(
+        "agent",
+        Requests {
+            cpu: "500m",
+            memory: "512Mi",
+        },
+    )
+    .await;
+    w.wait_running("web", 5, Duration::from_secs(120)).await;
+    let nodes = wait_for(
+        "a DaemonSet pod Running on every node",
+        Duration::from_secs(120),
+        || async {
+            let nodes = pool.nodes().await;
+            let agents = w.pods("agent").await.into_iter().filter(pod_ready).count();
+            if !nodes.is_empty() && agents == nodes.len() {
+                Ok(Some(nodes))
+            } else {
+                Err(format!("{} nodes, {agents} agents Running", nodes.len()))
+            }
+        },
+    )
+    .await;
+
+    // The truth, from the API server: requests of the pods on the NodePool's nodes
+    // over the nodes' capacity.
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut truth = BTreeMap::new();
+    for resource in ["cpu", "memory"] {
+        let mut requested = 0.0;
+        for node in &nodes {
+            let name = node.metadata.name.clone().unwrap();
+            let on_node = pods
+                .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
+                .await
+                .unwrap();
+            requested += on_node
+                .items
+                .iter()
+                .filter(|p| {
+                    !matches!(
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        Some("Succeeded" | "Failed")
+                    )
+                })
+                .map(|p| pod_request(p, resource))
+                .sum::<f64>();
+        }
+        let capacity: f64 = nodes.iter().map(|n| node_capacity(n, resource)).sum();
+        truth.insert(resource, (requested, capacity));
+    }
+    // The DaemonSet must weigh enough that counting it twice (or not at all) shows.
+    let ds_cpu = 0.5 * nodes.len() as f64;
+    assert!(
+        ds_cpu / truth["cpu"].1 * 100.0 > 2.0,
+        "the DaemonSet share must be measurable"
+    );
+
+    // Wait until Prometheus has scraped Karpenter's view of this state.
+    for resource in ["cpu", "memory"] {
+        let (requested, capacity) = truth[resource];
+        let requests_query = format!("sum(karpenter_nodes_total_pod_requests{{nodepool=\"{}\",resource_type=\"{resource}\"}})", pool.name);
+        let usage_query = format!(
+            "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"{resource}\"}}",
+            pool.name
+        );
+        wait_for(
+            &format!("Prometheus to see the NodePool's {resource}"),
+            Duration::from_secs(120),
+            || async {
+                let r = prometheus_value(&env, &requests_query).await;
+                let c = prometheus_value(&env, &usage_query).await;
+                let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= b * 1e-6);
+                if close(r, requested) && close(c, capacity) {
+                    Ok(Some(()))
+                } else {
+                    Err(format!(
+                        "requests {r:?} (truth {requested}), capacity {c:?} (truth {capacity})"
+                    ))
+                }
+            },
+        )
+        .await;
+    }
+
+    let out = run(
+        &env,
+        &[
+            "karpenter",
+            "allocate-rate",
+            "--nodepool-name",
+            &pool.name,
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "allocate-rate failed: {}",
+        text(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(plan["rates"]["generation"], "v1");
+    for (resource, key) in [("cpu", "cpu"), ("memory", "memory")] {
+        let (requested, capacity) = truth[resource];
+        let want = requested / capacity * 100.0;
+        let got = plan["rates"][key]["allocateRate"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1.0,
+            "{resource}: node-drain says {got:.2} %, the API server {want:.2} %"
+        );
+    }
+    let stderr = text(&out.stderr);
+    for line in [
+        "query query=\"karpenter_nodepools_usage{nodepool='",
+        "Karpenter nodepoolUsage=\"",
+        "Karpenter podRequest=\"",
+        "Karpenter cpuAllocateRate=\"",
+    ] {
+        assert!(
+            stderr.contains(line),
+            "missing seed log line {line:?} in:\n{stderr}"
+        );
+    }
+    ns.delete().await;
+    pool.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_v1_metric_names_reproduce_the_seed_numbers() {
+    let env = TestEnv::load();
+    let client = env.client().await;
+    // The NodePool exists (with no nodes) so that the plan can be made; its
+    // metrics come from an exporter of the pre-v1 names.
+    let pool = TestNodePool::create(&client, "legacy", "c-4x-amd64-linux", None).await;
+    let p = pool.name.clone();
+    let metrics = format!(
+        "# TYPE karpenter_nodepool_usage gauge\n\
+         karpenter_nodepool_usage{{nodepool=\"{p}\",resource_type=\"memory\"}} 331e9\n\
+         karpenter_nodepool_usage{{nodepool=\"{p}\",resource_type=\"cpu\"}} 48\n\
+         # TYPE karpenter_nodes_total_pod_requests gauge\n\
+         karpenter_nodes_total_pod_requests{{nodepool=\"{p}\",node_name=\"n1\",resource_type=\"memory\"}} 50e9\n\
+         karpenter_nodes_total_pod_requests{{nodepool=\"{p}\",node_name=\"n2\",resource_type=\"memory\"}} 30e9\n\
+         karpenter_nodes_total_pod_requests{{nodepool=\"{p}\",node_name=\"n1\",resource_type=\"cpu\"}} 18\n\
+         karpenter_nodes_total_pod_requests{{nodepool=\"{p}\",node_name=\"n2\",resource_type=\"cpu\"}} 12\n\
+         # TYPE karpenter_nodes_total_daemon_requests gauge\n\
+         karpenter_nodes_total_daemon_requests{{nodepool=\"{p}\",node_name=\"n1\",resource_type=\"memory\"}} 6e9\n\
+         karpenter_nodes_total_daemon_requests{{nodepool=\"{p}\",node_name=\"n2\",resource_type=\"memory\"}} 5e9\n\
+         karpenter_nodes_total_daemon_requests{{nodepool=\"{p}\",node_name=\"n1\",resource_type=\"cpu\"}} 2\n\
+         karpenter_nodes_total_daemon_requests{{nodepool=\"{p}\",node_name=\"n2\",resource_type=\"cpu\"}} 2\n"
+    );
+    let exporter = serve(move |_req: Request| {
+        let body = metrics.clone();
+        async move { Response::new(200, "text/plain; version=0.0.4", body) }
+    })
+    .await;
+    let targets =
+        std::path::PathBuf::from(env.var("TESTENV_PROMETHEUS_TARGETS")).join(format!("{p}.json"));
+    std::fs::write(
+        &targets,
+        json!([{"targets": [exporter.addr.to_string()], "labels": {"job": p}}]).to_string(),
+    )
+    .unwrap();
+
+    wait_for(
+        "Prometheus to scrape the pre-v1 exporter",
+        Duration::from_secs(60),
+        || async {
+            let q = format!("karpenter_nodepool_usage{{nodepool=\"{p}\",resource_type=\"cpu\"}}");
+            Ok(prometheus_value(&env, &q).await.map(|_| ()))
+        },
+    )
+    .await;
+
+    let out = run(&env, &["karpenter", "allocate-rate", "--nodepool-name", &p]).await;
+    let stderr = text(&out.stderr);
+    let _ = std::fs::remove_file(&targets);
+    assert!(out.status.success(), "allocate-rate failed: {stderr}");
+    for line in [
+        format!("query query=\"karpenter_nodepool_usage{{nodepool='{p}', resource_type='memory'}}\""),
+        format!("query query=\"sum(karpenter_nodes_total_pod_requests{{nodepool='{p}',resource_type='memory'}} + karpenter_nodes_total_daemon_requests{{nodepool='{p}',resource_type='memory'}})\""),
+        "Karpenter nodepoolUsage=\"331 GB\"".into(),
+        "Karpenter podRequest=\"91 GB\"".into(),
+        "Karpenter nodepoolUsage=\"48 vCPU\"".into(),
+        "Karpenter podRequest=\"34 vCPU\"".into(),
+        "Karpenter memoryAllocateRate=\"27 %\"".into(),
+        "Karpenter cpuAllocateRate=\"71 %\"".into(),
+    ] {
+        assert!(stderr.contains(&line), "missing {line:?} in:\n{stderr}");
+    }
+    assert!(
+        text(&out.stdout).contains("Karpenter metrics V0"),
+        "{}",
+        text(&out.stdout)
+    );
+    pool.delete().await;
+}
+
+/// A Mimir-like tenant gate in front of the real Prometheus: no X-Scope-OrgID is
+/// a 401 "no org id" (as Mimir answers), `tenant-a` is forwarded, a tenant with
+/// no data gets an empty result; `bad-request` and `nan` give Prometheus-shaped
+/// answers for those paths. It records every tenant header it saw.
+async fn mimir_gate(
+    prometheus: String,
+    seen: Arc<Mutex<Vec<Option<String>>>>,
+) -> support::http::Server {
+    serve(move |req: Request| {
+        let prometheus = prometheus.clone();
+        let seen = seen.clone();
+        async move {
+            let org = req.header("X-Scope-OrgID").map(str::to_string);
+            seen.lock().unwrap().push(org.clone());
+            let target = req.target.strip_prefix("/prometheus").unwrap_or(&req.target).to_string();
+            match org.as_deref() {
+                None => Response::new(401, "text/plain", "no org id\n"),
+                Some("tenant-a") => {
+                    let answer = reqwest::get(format!("{prometheus}{target}")).await.unwrap();
+                    let status = answer.status().as_u16();
+                    Response::new(status, "application/json", answer.bytes().await.unwrap().to_vec())
+                }
+                Some("bad-request") => Response::new(
+                    400,
+                    "application/json",
+                    r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:1: parse error"}"#,
+                ),
+                Some("nan") => Response::new(
+                    200,
+                    "application/json",
+                    r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"karpenter_nodepools_usage"},"value":[1,"NaN"]}]}}"#,
+                ),
+                Some(_) => Response::new(200, "application/json", r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#),
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_prometheus_answers_fail_closed_with_exit_3_and_no_plan() {
+    let env = TestEnv::load();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let gate = mimir_gate(env.prometheus_url(), seen.clone()).await;
+    let mimir = format!("{}/prometheus", gate.url());
+    let prometheus_404 = format!("{}/nope", env.prometheus_url());
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "Prometheus down",
+            vec!["--prometheus-address", "http://127.0.0.1:9"],
+            "is unreachable",
+        ),
+        (
+            "Mimir without a tenant",
+            vec!["--prometheus-address", &mimir, "--prometheus-org-id", ""],
+            "answered 401 \\\"no org id",
+        ),
+        (
+            "Mimir, a tenant with no data",
+            vec![
+                "--prometheus-address",
+                &mimir,
+                "--prometheus-org-id",
+                "tenant-b",
+            ],
+            "returned no series",
+        ),
+        (
+            "Prometheus' own 400",
+            vec![
+                "--prometheus-address",
+                &mimir,
+                "--prometheus-org-id",
+                "bad-request",
+            ],
+            "HTTP 400",
+        ),
+        (
+            "NaN",
+            vec!["--prometheus-address", &mimir, "--prometheus-org-id", "nan"],
+            "not a finite number",
+        ),
+        (
+            "a wrong path",
+            vec!["--prometheus-address", &prometheus_404],
+            "HTTP 404",
+        ),
+        (
+            "a NodePool with no metrics",
+            vec!["--nodepool-name", "no-such-nodepool"],
+            "returned no series",
+        ),
+    ];
+    for (name, extra, expected) in cases {
+        for command in [
+            vec!["karpenter", "allocate-rate"],
+            vec!["drain", "--dry-run"],
+        ] {
+            let mut args = command.clone();
+            if !extra.contains(&"--nodepool-name") {
+                args.extend(["--nodepool-name", "some-pool"]);
+            }
+            args.extend(extra.iter().copied());
+            let out = run(&env, &args).await;
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{name} ({command:?}): exit code; stderr:\n{stderr}"
+            );
+            assert!(
+                stderr.contains(expected),
+                "{name} ({command:?}): expected {expected:?} in:\n{stderr}"
+            );
+            assert!(
+                out.stdout.is_empty(),
+                "{name} ({command:?}): no plan may be printed, got:\n{}",
+                text(&out.stdout)
+            );
+        }
+    }
+    {
+        let seen = seen.lock().unwrap();
+        assert!(seen.contains(&None), "the empty org id sends no header");
+        assert!(
+            seen.contains(&Some("tenant-b".into())),
+            "the org id is sent as X-Scope-OrgID"
+        );
+        assert!(!seen.contains(&Some("".into())), "never an empty header");
+    }
+
+    // The prefix /prometheus and the tenant header reach the real Prometheus.
+    let out = run(
+        &env,
+        &[
+            "karpenter",
+            "allocate-rate",
+            "--prometheus-address",
+            &mimir,
+            "--prometheus-org-id",
+            "tenant-a",
+            "--nodepool-name",
+            "no-such-nodepool",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("returned no series"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Bad usage is exit 2, before anything is asked.
+    let out = run(
+        &env,
+        &["karpenter", "allocate-rate", "--nodepool-name", "Bad'Name"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = run(
+        &env,
+        &[
+            "karpenter",
+            "allocate-rate",
+            "--prometheus-address",
+            "localhost:9090",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// A Deployment whose pods each need a node of their own (hostname anti-affinity
+/// on the `spread` label shared by every such Deployment of the test).
+async fn spread_deployment(
+    client: &kube::Client,
+    ns: &str,
+    nodepool: &str,
+    name: &str,
+    replicas: i32,
+) {
+    let object: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, "spread": "one-per-node"}},
+                "spec": {
+                    "nodeSelector": {"karpenter.sh/nodepool": nodepool},
+                    "terminationGracePeriodSeconds": 2,
+                    "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"labelSelector": {"matchLabels": {"spread": "one-per-node"}}, "topologyKey": "kubernetes.io/hostname"}
+                    ]}},
+                    "containers": [{"name": "app", "image": "registry.invalid/app:1", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]
+                }
+            }
+        }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+}
+
+/// resourceVersion of every object a drain could touch: the NodePool, its
+/// NodeClaims and nodes, and the pods of the namespace.
+async fn versions(
+    client: &kube::Client,
+    pool: &TestNodePool,
+    ns: &str,
+) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    let rv = |kind: &str, name: Option<String>, v: Option<String>| {
+        (
+            format!("{kind}/{}", name.unwrap_or_default()),
+            v.unwrap_or_default(),
+        )
+    };
+    let selector = ListParams::default().labels(&format!("karpenter.sh/nodepool={}", pool.name));
+    for node in pool.nodes().await {
+        all.extend([rv(
+            "node",
+            node.metadata.name,
+            node.metadata.resource_version,
+        )]);
+    }
+    let claims: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("karpenter.sh", "v1", "NodeClaim")),
+    );
+    for claim in claims.list(&selector).await.unwrap().items {
+        all.extend([rv(
+            "nodeclaim",
+            claim.metadata.name,
+            claim.metadata.resource_version,
+        )]);
+    }
+    let pools: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool")),
+    );
+    let np = pools.get(&pool.name).await.unwrap();
+    all.extend([rv(
+        "nodepool",
+        np.metadata.name,
+        np.metadata.resource_version,
+    )]);
+    for pod in Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
+        all.extend([rv("pod", pod.metadata.name, pod.metadata.resource_version)]);
+    }
+    all
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
+    let env = TestEnv::load();
+    let client = env.client().await;
+    let ns = TestNamespace::create(&client, "plan-dry").await;
+    let pool = TestNodePool::create(
+        &client,
+        "plan-dry",
+        "c-4x-amd64-linux",
+        Some(json!([{"nodes": "100%"}])),
+    )
+    .await;
+    let w = Workloads {
+        client: &client,
+        namespace: &ns.name,
+        nodepool: &pool.name,
+    };
+
+    // Four nodes first, four more later: the oldest are known.
+    spread_deployment(&client, &ns.name, &pool.name, "old", 4).await;
+    let old_nodes = pool.wait_ready_nodes(4, Duration::from_secs(120)).await;
+    w.wait_running("old", 4, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // creationTimestamp has 1 s resolution
+    spread_deployment(&client, &ns.name, &pool.name, "new", 4).await;
+    let nodes = pool.wait_ready_nodes(8, Duration::from_secs(120)).await;
+    w.wait_running("new", 4, Duration::from_secs(60)).await;
+    wait_for(
+        "Prometheus to count 8 nodes' capacity",
+        Duration::from_secs(120),
+        || async {
+            let q = format!(
+                "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
+                pool.name
+            );
+            let v = prometheus_value(&env, &q).await;
+            let want: f64 = nodes.iter().map(|n| node_capacity(n, "cpu")).sum();
+            if v == Some(want) {
+                Ok(Some(()))
+            } else {
+                Err(format!("{v:?}, want {want}"))
+            }
+        },
+    )
+    .await;
+
+    let before = versions(&client, &pool, &ns.name).await;
+    let out = run(
+        &env,
+        &[
+            "drain",
+            "--dry-run",
+            "--nodepool-name",
+            &pool.name,
+            "--max-nodes",
+            "2",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "dry run failed: {}",
+        text(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text_out = run(
+        &env,
+        &[
+            "drain",
+            "--dry-run",
+            "--nodepool-name",
+            &pool.name,
+            "--max-nodes",
+            "2",
+        ],
+    )
+    .await;
+    assert!(text_out.status.success());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = versions(&client, &pool, &ns.name).await;
+    assert_eq!(
+        before.len(),
+        8 + 8 + 1 + 8,
+        "8 nodes, 8 NodeClaims, the NodePool, 8 pods"
+    );
+    assert_eq!(before, after, "a dry run must change nothing");
+
+    let chosen: Vec<String> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["chosen"] == true)
+        .map(|n| n["node"].as_str().unwrap().to_string())
+        .collect();
+    let oldest: Vec<String> = nodes
+        .iter()
+        .take(2)
+        .map(|n| n.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(chosen, oldest, "the two oldest nodes are chosen");
+    let old_names: Vec<String> = old_nodes
+        .iter()
+        .map(|n| n.metadata.name.clone().unwrap())
+        .collect();
+    assert!(
+        chosen.iter().all(|c| old_names.contains(c)),
+        "chosen from the first four nodes"
+    );
+    assert_eq!(plan["wave"]["waveSize"], 2);
+    assert_eq!(plan["wave"]["limitedBy"][0]["cap"], "max-nodes");
+    // Each chosen node lists the pod that would be evicted.
+    for node in plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["chosen"] == true)
+    {
+        let pods = node["pods"].as_array().unwrap();
+        assert!(
+            pods.iter()
+                .any(|p| p["action"] == "evict" && p["reason"] == "stateless"),
+            "{node}"
+        );
+    }
+    let printed = text(&text_out.stdout);
+    for name in &oldest {
+        assert!(
+            printed.contains(&format!("{name}  created")) && printed.contains("DRAIN"),
+            "{printed}"
+        );
+    }
+    ns.delete().await;
+    pool.delete().await;
+}
