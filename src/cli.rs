@@ -164,6 +164,37 @@ pub struct DrainArgs {
     /// Output of --dry-run.
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
+    /// Drain nodes despite blocking pods (bare pods, do-not-disrupt): they are evicted (PDBs still apply).
+    #[arg(long)]
+    pub force: bool,
+    /// What a node that is not drained within --drain-timeout gets.
+    #[arg(long, value_enum, default_value = "restore")]
+    pub on_timeout: crate::actors::node_drain::OnTimeout,
+    /// Bound on the whole drain of one node ("10m", "90s", "1h30m").
+    #[arg(long, env = "DRAIN_TIMEOUT", default_value = "10m", value_parser = parse_timeout)]
+    pub drain_timeout: std::time::Duration,
+    /// How a drained node is retired.
+    #[arg(long, value_enum, default_value = "nodeclaim")]
+    pub retire: crate::actors::node_drain::Retire,
+    /// Evictions and deletions per second, cluster-wide.
+    #[arg(long, env = "EVICTION_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub eviction_rate: u32,
+    /// Burst above --eviction-rate.
+    #[arg(long, env = "EVICTION_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub eviction_burst: u32,
+    /// Evictions of one node in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub node_evictions_in_flight: u64,
+}
+
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = crate::plan::budget::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 10m, 90s or 1h30m"))?;
+    let d = d.to_std().map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("the drain timeout must be more than 0".into());
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

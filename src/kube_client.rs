@@ -9,6 +9,9 @@ use kube::Client;
 use crate::cli::KubeConfigMode;
 use crate::error::{Error, Result};
 
+/// The User-Agent of every request node-drain makes.
+pub const USER_AGENT: &str = concat!("node-drain/", env!("CARGO_PKG_VERSION"));
+
 pub async fn client(mode: KubeConfigMode) -> Result<Client> {
     let mode_name = format!("{mode:?}").to_lowercase();
     let fail = |reason: String| Error::KubeConfig {
@@ -36,6 +39,11 @@ pub async fn client(mode: KubeConfigMode) -> Result<Client> {
     // A 429 from an eviction is a PDB speaking: node-drain must see it at once
     // and apply its own policy (SPEC §3), so the client never retries silently.
     config.default_retry = false;
+    // Named in the API server's audit log and request metrics as itself.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(60));
     Client::try_from(config).map_err(|e| fail(e.to_string()))

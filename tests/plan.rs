@@ -10,9 +10,8 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::ApiResource;
 use node_drain::units::parse_quantity;
@@ -452,40 +451,6 @@ async fn unusable_prometheus_answers_fail_closed_with_exit_3_and_no_plan() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
-/// A Deployment whose pods each need a node of their own (hostname anti-affinity
-/// on the `spread` label shared by every such Deployment of the test).
-async fn spread_deployment(
-    client: &kube::Client,
-    ns: &str,
-    nodepool: &str,
-    name: &str,
-    replicas: i32,
-) {
-    let object: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name, "spread": "one-per-node"}},
-                "spec": {
-                    "nodeSelector": {"karpenter.sh/nodepool": nodepool},
-                    "terminationGracePeriodSeconds": 2,
-                    "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"labelSelector": {"matchLabels": {"spread": "one-per-node"}}, "topologyKey": "kubernetes.io/hostname"}
-                    ]}},
-                    "containers": [{"name": "app", "image": "registry.invalid/app:1", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]
-                }
-            }
-        }
-    }))
-    .unwrap();
-    Api::<Deployment>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
 /// resourceVersion of every object a drain could touch: the NodePool, its
 /// NodeClaims and nodes, and the pods of the namespace.
 async fn versions(
@@ -559,11 +524,27 @@ async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
     };
 
     // Four nodes first, four more later: the oldest are known.
-    spread_deployment(&client, &ns.name, &pool.name, "old", 4).await;
+    w.spread_deployment(
+        "old",
+        4,
+        Requests {
+            cpu: "1",
+            memory: "1Gi",
+        },
+    )
+    .await;
     let old_nodes = pool.wait_ready_nodes(4, Duration::from_secs(120)).await;
     w.wait_running("old", 4, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // creationTimestamp has 1 s resolution
-    spread_deployment(&client, &ns.name, &pool.name, "new", 4).await;
+    w.spread_deployment(
+        "new",
+        4,
+        Requests {
+            cpu: "1",
+            memory: "1Gi",
+        },
+    )
+    .await;
     let nodes = pool.wait_ready_nodes(8, Duration::from_secs(120)).await;
     w.wait_running("new", 4, Duration::from_secs(60)).await;
     wait_for(

@@ -33,6 +33,7 @@ pub async fn run(global: &GlobalArgs, args: AllocateRateArgs) -> Result<i32> {
             target_allocate_rate: args.wave.target_allocate_rate,
             max_nodes: args.wave.max_nodes,
             nodes: vec![],
+            force: false,
         })
         .await??;
     match args.output {

@@ -1,24 +1,26 @@
-//! `node-drain drain`: plans one wave (from the allocate rate, or `--nodes`)
-//! and, with `--dry-run`, prints it and changes nothing.
+//! `node-drain drain`: plans one wave (from the allocate rate, or `--nodes`),
+//! prints it with `--dry-run`, or drains its nodes in parallel — one supervised
+//! NodeDrainActor per node, every eviction through the evictor pool — and exits
+//! 1 if any node was not drained.
 
-use tracing::info;
+use std::sync::Arc;
+use std::time::Instant;
 
-use super::{checked_nodepool, render, start_metrics, start_planner};
+use actix::Supervisor;
+use kube::runtime::events::{Recorder, Reporter};
+use tracing::{info, warn};
+
+use super::{checked_nodepool, render, start_metrics};
+use crate::actors::node_drain::{DrainContext, DrainSettings, Fault};
+use crate::actors::{EvictorPool, NodeDrainActor, PlannerActor};
 use crate::cli::{DrainArgs, GlobalArgs, OutputFormat};
-use crate::error::{Error, Result};
-use crate::messages::{MeasureAllocateRates, PlanWave};
+use crate::error::Result;
+use crate::messages::{MeasureAllocateRates, NodeDrainFinished, PlanWave};
+use crate::progress::DrainOutcome;
 
 pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     info!("노드 드레인 커맨드를 실행합니다.");
     let nodepool = checked_nodepool(global)?;
-    if !args.dry_run {
-        // The drain engine lands with the [drain] issue; until then refuse plainly
-        // rather than pretend.
-        return Err(Error::Usage(
-            "this build plans waves but does not drain yet: run `node-drain drain --dry-run`"
-                .into(),
-        ));
-    }
     let rates = if args.nodes.is_empty() {
         info!("노드 사용률 조회 중");
         let metrics = start_metrics(global)?;
@@ -40,14 +42,16 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     } else {
         None
     };
-    let planner = start_planner(global).await?;
+    let client = crate::kube_client::client(global.kube_config).await?;
+    let planner = actix::Actor::start(PlannerActor::new(client.clone()));
     let plan = planner
         .send(PlanWave {
-            nodepool,
+            nodepool: nodepool.clone(),
             rates,
             target_allocate_rate: args.wave.target_allocate_rate,
             max_nodes: args.wave.max_nodes,
             nodes: args.nodes.clone(),
+            force: args.force,
         })
         .await??;
     if plan.rates.is_some() {
@@ -57,9 +61,110 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
             "드레인 할 노드 개수"
         );
     }
-    match args.output {
-        OutputFormat::Json => println!("{}", render::json(&plan)),
-        OutputFormat::Text => print!("{}", render::plan_text(&plan)),
+    if args.dry_run {
+        match args.output {
+            OutputFormat::Json => println!("{}", render::json(&plan)),
+            OutputFormat::Text => print!("{}", render::plan_text(&plan)),
+        }
+        return Ok(0);
     }
-    Ok(0)
+    let chosen: Vec<String> = plan.chosen().map(|n| n.candidate.node.clone()).collect();
+    if chosen.is_empty() {
+        info!(
+            nodepool = nodepool.as_str(),
+            "nothing to drain in this wave"
+        );
+        print!("{}", render::plan_text(&plan));
+        return Ok(0);
+    }
+
+    let started = Instant::now();
+    let run_id = format!("{nodepool}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let progress: crate::progress::Progress = Arc::new(dashmap::DashMap::new());
+    let evictors = EvictorPool::start(
+        client.clone(),
+        progress.clone(),
+        args.eviction_rate,
+        args.eviction_burst,
+        4,
+    );
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "cli".into());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "node-drain".into(),
+            instance: Some(instance),
+        },
+    );
+    let (finished_tx, mut finished_rx) =
+        tokio::sync::mpsc::unbounded_channel::<NodeDrainFinished>();
+    let cx = Arc::new(DrainContext {
+        client,
+        evictors,
+        settings: DrainSettings {
+            run_id: run_id.clone(),
+            force: args.force,
+            on_timeout: args.on_timeout,
+            drain_timeout: args.drain_timeout,
+            retire: args.retire,
+            node_in_flight: args.node_evictions_in_flight as usize,
+            fault: Fault::from_env(),
+        },
+        progress,
+        recorder,
+        finished: finished_tx,
+    });
+    info!(
+        run = run_id.as_str(),
+        nodes = chosen.join(",").as_str(),
+        "draining the wave"
+    );
+    // The addresses keep each supervised actor restartable until its node is done.
+    let actors: Vec<_> = chosen
+        .iter()
+        .map(|node| {
+            let (node, cx) = (node.clone(), cx.clone());
+            Supervisor::start(move |_| NodeDrainActor::new(node, cx))
+        })
+        .collect();
+    drop(cx);
+    let mut results = Vec::new();
+    while results.len() < chosen.len() {
+        match finished_rx.recv().await {
+            Some(done) => {
+                match &done.outcome {
+                    DrainOutcome::Drained { retired } => {
+                        info!(
+                            node = done.node.as_str(),
+                            retired = retired.as_str(),
+                            podsEvicted = done.pods_evicted,
+                            podsForceDeleted = done.pods_force_deleted,
+                            "node drained"
+                        )
+                    }
+                    DrainOutcome::Failed { reason, blockers } => {
+                        warn!(
+                            node = done.node.as_str(),
+                            reason = reason.as_str(),
+                            blockers = blockers.join(", ").as_str(),
+                            "node not drained"
+                        )
+                    }
+                }
+                results.push(done);
+            }
+            None => break,
+        }
+    }
+    drop(actors);
+    let failed = results
+        .iter()
+        .filter(|r| matches!(r.outcome, DrainOutcome::Failed { .. }))
+        .count()
+        + (chosen.len() - results.len());
+    print!(
+        "{}",
+        render::run_summary(&run_id, &results, started.elapsed())
+    );
+    Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -83,3 +83,49 @@ pub fn plan_text(plan: &WavePlan) -> String {
     }
     out
 }
+
+/// The end of a drain run: one line per node and the totals.
+pub fn run_summary(
+    run_id: &str,
+    results: &[crate::messages::NodeDrainFinished],
+    elapsed: std::time::Duration,
+) -> String {
+    use crate::progress::DrainOutcome;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Run {run_id} finished in {:.1}s",
+        elapsed.as_secs_f64()
+    );
+    for r in results {
+        match &r.outcome {
+            DrainOutcome::Drained { retired } => {
+                let _ = writeln!(
+                    out,
+                    "  {}  drained: {} evicted, {} force-deleted; {retired}",
+                    r.node, r.pods_evicted, r.pods_force_deleted
+                );
+            }
+            DrainOutcome::Failed { reason, blockers } => {
+                let _ = writeln!(
+                    out,
+                    "  {}  NOT drained ({reason}): {}",
+                    r.node,
+                    blockers.join(", ")
+                );
+            }
+        }
+    }
+    let evicted: usize = results.iter().map(|r| r.pods_evicted).sum();
+    let forced: usize = results.iter().map(|r| r.pods_force_deleted).sum();
+    let drained = results
+        .iter()
+        .filter(|r| matches!(r.outcome, DrainOutcome::Drained { .. }))
+        .count();
+    let _ = writeln!(
+        out,
+        "Totals: {drained} of {} nodes drained, {evicted} pods evicted, {forced} force-deleted",
+        results.len()
+    );
+    out
+}

@@ -24,4 +24,45 @@ pub struct PlanWave {
     pub max_nodes: Option<usize>,
     /// Nodes named by the operator (`--nodes`) instead of the formula.
     pub nodes: Vec<String>,
+    /// `--force`: blocking pods do not keep a node out of the wave.
+    pub force: bool,
+}
+
+/// Asks the evictor pool to remove one planned pod: evict it (PDBs apply),
+/// delete it with grace 0 (problem pods), or delete it (finished pods).
+#[derive(Debug, Message)]
+#[rtype(result = "PodRemoval")]
+pub struct RemovePod {
+    pub node: String,
+    pub pod: crate::progress::PlannedRemoval,
+    /// Give up (TimedOut) rather than retry past this moment.
+    pub deadline: tokio::time::Instant,
+}
+
+/// How the removal of one pod ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodRemoval {
+    /// Evicted, deleted, or found already gone.
+    Removed,
+    /// Cannot be removed without a person (e.g. more than one PDB).
+    Blocked {
+        reason: String,
+    },
+    /// Still refused at the deadline; names the PDB when one refused.
+    TimedOut {
+        pdb: Option<String>,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// A NodeDrainActor finished with its node (for good: drained, or restored).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct NodeDrainFinished {
+    pub node: String,
+    pub outcome: crate::progress::DrainOutcome,
+    pub pods_evicted: usize,
+    pub pods_force_deleted: usize,
 }

@@ -426,6 +426,33 @@ impl Workloads<'_> {
             .expect("create Deployment")
     }
 
+    /// A Deployment whose pods each need a node of their own: hostname
+    /// anti-affinity on the `spread` label that every such Deployment shares.
+    pub async fn spread_deployment(
+        &self,
+        name: &str,
+        replicas: i32,
+        requests: Requests,
+    ) -> Deployment {
+        let mut spec = pod_spec(self.nodepool, requests, 2);
+        spec["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"spread": "one-per-node"}}, "topologyKey": "kubernetes.io/hostname"}
+        ]}});
+        let object: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name, "spread": "one-per-node"}}, "spec": spec}
+            }
+        }))
+        .unwrap();
+        Api::namespaced(self.client.clone(), self.namespace)
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create Deployment")
+    }
+
     /// The namespace's pods with label `app=<app>`.
     pub async fn pods(&self, app: &str) -> Vec<Pod> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.namespace);
@@ -478,4 +505,96 @@ pub async fn prometheus_query(env: &TestEnv, query: &str) -> Value {
         .json()
         .await
         .expect("Prometheus JSON")
+}
+
+/// Runs node-drain without blocking the runtime (test servers live on it).
+pub async fn run_node_drain(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let mut cmd = env.node_drain();
+    cmd.args(args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run node-drain"))
+        .await
+        .expect("join node-drain")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// One line of the API server's audit log (only what the tests read).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AuditEvent {
+    pub verb: String,
+    #[serde(rename = "objectRef", default)]
+    pub object: Option<AuditObject>,
+    #[serde(rename = "responseStatus", default)]
+    pub response: Option<AuditStatus>,
+    #[serde(rename = "requestObject", default)]
+    pub request: Option<Value>,
+    #[serde(default)]
+    pub stage: String,
+    #[serde(rename = "userAgent", default)]
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AuditObject {
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub subresource: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AuditStatus {
+    #[serde(default)]
+    pub code: u16,
+}
+
+/// Audit events (ResponseComplete) about pods of `namespace` made by node-drain
+/// (by its User-Agent: KWOK, Karpenter and the tests use the same identity).
+pub fn audit_events(env: &TestEnv, namespace: &str) -> Vec<AuditEvent> {
+    let text = std::fs::read_to_string(env.var("TESTENV_AUDIT_LOG")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<AuditEvent>(l).ok())
+        .filter(|e| e.stage == "ResponseComplete")
+        .filter(|e| e.user_agent.starts_with("node-drain/"))
+        .filter(|e| {
+            e.object
+                .as_ref()
+                .is_some_and(|o| o.namespace == namespace && o.resource == "pods")
+        })
+        .collect()
+}
+
+/// Successful evictions node-drain made, per pod name in `namespace`.
+pub fn successful_evictions(env: &TestEnv, namespace: &str) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for e in audit_events(env, namespace) {
+        let (Some(o), Some(r)) = (e.object, e.response) else {
+            continue;
+        };
+        if e.verb == "create" && o.subresource == "eviction" && (200..300).contains(&r.code) {
+            *counts.entry(o.name).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Events node-drain recorded on a Node: (reason, note).
+pub async fn node_events(client: &Client, node: &str) -> Vec<(String, String)> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
+    let listed = events
+        .list(&ListParams::default().fields(&format!("regarding.kind=Node,regarding.name={node}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    listed
+        .into_iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some("node-drain"))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
 }

@@ -192,6 +192,10 @@ pub async fn plan(client: &Client, msg: PlanWave, now: DateTime<Utc>) -> Result<
         }
     };
 
+    // Blocking pods keep a node out of a planned wave (the next oldest comes in).
+    // Nodes the operator named stay in it, so their drain fails visibly (exit 1,
+    // a DrainBlocked Event) unless --force, which evicts the blockers.
+    let honour_blockers = msg.nodes.is_empty() && !msg.force;
     // List pods only of the nodes the wave may take, oldest first, until it is full.
     let mut ordered = facts.clone();
     order_oldest_first(&mut ordered);
@@ -210,16 +214,20 @@ pub async fn plan(client: &Client, msg: PlanWave, now: DateTime<Utc>) -> Result<
             ready_by_node.get(&node.name).copied().unwrap_or(false),
             now,
         );
-        if blockers(&planned).is_empty() {
+        if !honour_blockers || blockers(&planned).is_empty() {
             unblocked += 1;
         }
         pods_by_node.insert(node.name.clone(), planned);
     }
     let selected = candidates::select(&facts, wave.wave_size, |n| {
-        pods_by_node
-            .get(&n.name)
-            .map(|p| blockers(p))
-            .unwrap_or_default()
+        if honour_blockers {
+            pods_by_node
+                .get(&n.name)
+                .map(|p| blockers(p))
+                .unwrap_or_default()
+        } else {
+            vec![]
+        }
     });
     let nodes = selected
         .into_iter()
