@@ -177,11 +177,14 @@ pub struct DrainArgs {
     #[arg(long, value_enum, default_value = "nodeclaim")]
     pub retire: crate::actors::node_drain::Retire,
     /// Evictions and deletions per second, cluster-wide.
-    #[arg(long, env = "EVICTION_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    #[arg(long, env = "EVICTION_RATE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub eviction_rate: u32,
     /// Burst above --eviction-rate.
-    #[arg(long, env = "EVICTION_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    #[arg(long, env = "EVICTION_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub eviction_burst: u32,
+    /// At exit, wait at most this long for queued Slack notifications (seconds).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub slack_flush_timeout_seconds: u64,
     /// Evictions of one node in flight at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub node_evictions_in_flight: u64,

@@ -108,7 +108,13 @@ mod tests {
     use super::*;
 
     /// (HTTP code, message, causes, retryAfterSeconds, expected verdict)
-    type Case = (u16, &'static str, Vec<(String, String)>, u32, EvictionVerdict);
+    type Case = (
+        u16,
+        &'static str,
+        Vec<(String, String)>,
+        u32,
+        EvictionVerdict,
+    );
 
     fn cause(reason: &str, message: &str) -> Vec<(String, String)> {
         vec![(reason.into(), message.into())]

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod pods;
 pub mod progress;
 pub mod prometheus;
+pub mod slack;
 pub mod telemetry;
 pub mod time;
 pub mod units;

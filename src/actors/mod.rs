@@ -4,9 +4,11 @@
 pub mod evictor;
 pub mod metrics;
 pub mod node_drain;
+pub mod notifier;
 pub mod planner;
 
 pub use evictor::{EvictorPool, PodEvictorActor};
 pub use metrics::MetricsActor;
 pub use node_drain::NodeDrainActor;
+pub use notifier::NotifierActor;
 pub use planner::PlannerActor;

@@ -12,11 +12,15 @@ use tracing::{info, warn};
 
 use super::{checked_nodepool, render, start_metrics};
 use crate::actors::node_drain::{DrainContext, DrainSettings, Fault};
+use crate::actors::notifier::{NotifierActor, NotifierConfig};
 use crate::actors::{EvictorPool, NodeDrainActor, PlannerActor};
 use crate::cli::{DrainArgs, GlobalArgs, OutputFormat};
-use crate::error::Result;
-use crate::messages::{MeasureAllocateRates, NodeDrainFinished, PlanWave};
+use crate::error::{Error, Result};
+use crate::messages::{
+    FlushNotifications, MeasureAllocateRates, NodeDrainFinished, Notify, PlanWave,
+};
 use crate::progress::DrainOutcome;
+use crate::slack::{Notice, WebhookUrl};
 
 pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     info!("노드 드레인 커맨드를 실행합니다.");
@@ -69,6 +73,9 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         return Ok(0);
     }
     let chosen: Vec<String> = plan.chosen().map(|n| n.candidate.node.clone()).collect();
+    let webhook = WebhookUrl::parse(&global.slack_webhook_url).map_err(Error::Usage)?;
+    let notifier = actix::Actor::start(NotifierActor::new(NotifierConfig::new(webhook)));
+    let cluster = global.cluster_name.clone();
     if chosen.is_empty() {
         info!(
             nodepool = nodepool.as_str(),
@@ -119,6 +126,25 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         nodes = chosen.join(",").as_str(),
         "draining the wave"
     );
+    notifier.do_send(Notify(Notice::RunStarted {
+        cluster: cluster.clone(),
+        nodepool: nodepool.clone(),
+        nodes: chosen.clone(),
+        run_id: run_id.clone(),
+    }));
+    if let Some(rates) = &plan.rates {
+        notifier.do_send(Notify(Notice::AllocateRates {
+            cluster: cluster.clone(),
+            nodepool: nodepool.clone(),
+            memory_percent: rates.memory.allocate_rate_percent,
+            cpu_percent: rates.cpu.allocate_rate_percent,
+            max_percent: rates.max_allocate_rate(),
+            len_nodes: plan.wave.len_nodes,
+            drain_rate: plan.wave.drain_rate,
+            wave_size: plan.wave.wave_size,
+            limited_by: plan.wave.limited_by.iter().map(|c| c.to_string()).collect(),
+        }));
+    }
     // The addresses keep each supervised actor restartable until its node is done.
     let actors: Vec<_> = chosen
         .iter()
@@ -130,31 +156,26 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     drop(cx);
     let mut results = Vec::new();
     while results.len() < chosen.len() {
-        match finished_rx.recv().await {
-            Some(done) => {
-                match &done.outcome {
-                    DrainOutcome::Drained { retired } => {
-                        info!(
-                            node = done.node.as_str(),
-                            retired = retired.as_str(),
-                            podsEvicted = done.pods_evicted,
-                            podsForceDeleted = done.pods_force_deleted,
-                            "node drained"
-                        )
-                    }
-                    DrainOutcome::Failed { reason, blockers } => {
-                        warn!(
-                            node = done.node.as_str(),
-                            reason = reason.as_str(),
-                            blockers = blockers.join(", ").as_str(),
-                            "node not drained"
-                        )
-                    }
-                }
-                results.push(done);
-            }
-            None => break,
+        let Some(done) = finished_rx.recv().await else {
+            break;
+        };
+        match &done.outcome {
+            DrainOutcome::Drained { retired } => info!(
+                node = done.node.as_str(),
+                retired = retired.as_str(),
+                podsEvicted = done.pods_evicted,
+                podsForceDeleted = done.pods_force_deleted,
+                "node drained"
+            ),
+            DrainOutcome::Failed { reason, blockers } => warn!(
+                node = done.node.as_str(),
+                reason = reason.as_str(),
+                blockers = blockers.join(", ").as_str(),
+                "node not drained"
+            ),
         }
+        notifier.do_send(Notify(node_notice(&cluster, &done)));
+        results.push(done);
     }
     drop(actors);
     let failed = results
@@ -162,9 +183,55 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         .filter(|r| matches!(r.outcome, DrainOutcome::Failed { .. }))
         .count()
         + (chosen.len() - results.len());
-    print!(
-        "{}",
-        render::run_summary(&run_id, &results, started.elapsed())
-    );
+    let elapsed = started.elapsed();
+    print!("{}", render::run_summary(&run_id, &results, elapsed));
+    let nodes_where = |drained: bool| -> Vec<String> {
+        results
+            .iter()
+            .filter(|r| matches!(r.outcome, DrainOutcome::Drained { .. }) == drained)
+            .map(|r| r.node.clone())
+            .collect()
+    };
+    notifier.do_send(Notify(Notice::RunFinished {
+        cluster,
+        nodepool,
+        run_id,
+        duration: elapsed,
+        pods_evicted: results.iter().map(|r| r.pods_evicted).sum(),
+        pods_force_deleted: results.iter().map(|r| r.pods_force_deleted).sum(),
+        retired: nodes_where(true),
+        failed: nodes_where(false),
+    }));
+    // The drain is over; give Slack a bounded moment before the process exits.
+    let timeout = std::time::Duration::from_secs(args.slack_flush_timeout_seconds);
+    if !notifier
+        .send(FlushNotifications { timeout })
+        .await
+        .unwrap_or(false)
+    {
+        warn!(
+            seconds = args.slack_flush_timeout_seconds,
+            "Slack notifications still queued at exit were dropped"
+        );
+    }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// The Slack notice for one node's outcome.
+fn node_notice(cluster: &str, done: &NodeDrainFinished) -> Notice {
+    match &done.outcome {
+        DrainOutcome::Drained { retired } => Notice::NodeDrained {
+            cluster: cluster.to_string(),
+            node: done.node.clone(),
+            pods_evicted: done.pods_evicted,
+            pods_force_deleted: done.pods_force_deleted,
+            retired: retired.clone(),
+        },
+        DrainOutcome::Failed { reason, blockers } => Notice::NodeFailed {
+            cluster: cluster.to_string(),
+            node: done.node.clone(),
+            reason: reason.clone(),
+            blockers: blockers.clone(),
+        },
+    }
 }
