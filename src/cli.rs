@@ -182,6 +182,10 @@ pub struct DrainArgs {
     /// Burst above --eviction-rate.
     #[arg(long, env = "EVICTION_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub eviction_burst: u32,
+    /// A node whose recorded drain has had no heartbeat for this long belongs to
+    /// a node-drain that died: the next run restores it before planning.
+    #[arg(long, env = "ORPHAN_AFTER", default_value = "60s", value_parser = parse_timeout)]
+    pub orphan_after: std::time::Duration,
     /// At exit, wait at most this long for queued Slack notifications (seconds).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub slack_flush_timeout_seconds: u64,

@@ -16,7 +16,7 @@ pub enum Error {
     Prometheus(#[from] PrometheusError),
     #[error("NodePool {nodepool:?}: {source}")]
     Rate { nodepool: String, source: RateError },
-    #[error("Kubernetes API: could not {action}: {source}")]
+    #[error("Kubernetes API: could not {action}: {}", describe_kube(source))]
     Kube { action: String, source: kube::Error },
     #[error("NodePool {0:?} not found: check --nodepool-name (NODEPOOL_NAME) and `kubectl get nodepools`")]
     NodePoolNotFound(String),
@@ -32,6 +32,25 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A kube error as one readable line: the API server's code, reason and message
+/// (not kube's Debug of the Status), with what to check for the common ones.
+pub fn describe_kube(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let hint = match s.code {
+                401 => " (check the kubeconfig's credentials)",
+                403 => " (check node-drain's RBAC: deploy/rbac.yaml)",
+                _ => "",
+            };
+            format!("HTTP {} {}: {}{hint}", s.code, s.reason, s.message)
+        }
+        other => format!(
+            "{} (is the API server reachable? check --kube-config and the kubeconfig's server)",
+            crate::prometheus::error_chain(other)
+        ),
+    }
+}
 
 impl Error {
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {

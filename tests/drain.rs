@@ -730,3 +730,131 @@ async fn a_supervisor_restart_in_each_phase_completes_with_exactly_one_eviction_
     ns.delete().await;
     pool.delete().await;
 }
+
+/// Starts `node-drain drain` in the background (a process the test can signal).
+fn spawn_drain(env: &TestEnv, args: &[&str]) -> std::process::Child {
+    let mut cmd = env.node_drain();
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("start node-drain")
+}
+
+async fn wait_state(client: &kube::Client, node: &str, want: &str) {
+    wait_for(
+        &format!("node {node} in state {want}"),
+        Duration::from_secs(60),
+        || async {
+            let n = get_node(client, node).await.ok_or("node gone")?;
+            let state = annotation(&n, "node-drain.io/state");
+            if state.as_deref() == Some(want) && (want != "draining" || unschedulable(&n)) {
+                Ok(Some(()))
+            } else {
+                Err(format!("{state:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
+    let env = TestEnv::load();
+    let client = env.client().await;
+    let ns = TestNamespace::create(&client, "drain-signal").await;
+    let pool = TestNodePool::create(&client, "drain-signal", "c-4x-amd64-linux", None).await;
+    let w = Workloads {
+        client: &client,
+        namespace: &ns.name,
+        nodepool: &pool.name,
+    };
+    w.deployment("web", 2, SMALL, 2).await;
+    w.pdb("frozen", "web", None, Some(2)).await;
+    let node = node_of(&w.wait_running("web", 2, Duration::from_secs(120)).await[0]);
+    let args = [
+        "drain",
+        "--nodepool-name",
+        &pool.name,
+        "--nodes",
+        &node,
+        "--drain-timeout",
+        "10m",
+        "--retire",
+        "none",
+    ];
+
+    // SIGINT mid-drain: the node is restored and the run says so (exit 1).
+    let child = spawn_drain(&env, &args);
+    wait_state(&client, &node, "draining").await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let after = get_node(&client, &node).await.unwrap();
+    assert!(!unschedulable(&after), "SIGINT restores: uncordoned");
+    assert_eq!(
+        annotation(&after, "node-drain.io/state").as_deref(),
+        Some("restored")
+    );
+
+    // SIGKILL mid-drain: the node stays cordoned with its state recorded...
+    let mut child = spawn_drain(&env, &args);
+    wait_state(&client, &node, "draining").await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let killed = get_node(&client, &node).await.unwrap();
+    assert!(unschedulable(&killed), "a SIGKILL leaves the node cordoned");
+    assert_eq!(
+        annotation(&killed, "node-drain.io/state").as_deref(),
+        Some("draining"),
+        "…with its state recorded"
+    );
+
+    // ...and the next run restores it before it plans (its heartbeat is stale).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let out = run_node_drain(
+        &env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &node,
+            "--orphan-after",
+            "2s",
+            "--drain-timeout",
+            "3s",
+            "--retire",
+            "none",
+        ],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("restored a node an earlier node-drain left mid-drain"),
+        "{stderr}"
+    );
+    let events = node_events(&client, &node).await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, note)| r == "DrainFailed" && note.contains("stopped mid-drain")),
+        "{events:?}"
+    );
+    let after = get_node(&client, &node).await.unwrap();
+    assert!(!unschedulable(&after), "restored in the end");
+    assert_eq!(
+        w.pods("web").await.iter().filter(|p| pod_ready(p)).count(),
+        2,
+        "no pod lost"
+    );
+    ns.delete().await;
+    pool.delete().await;
+}

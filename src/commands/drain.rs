@@ -2,16 +2,22 @@
 //! prints it with `--dry-run`, or drains its nodes in parallel — one supervised
 //! NodeDrainActor per node, every eviction through the evictor pool — and exits
 //! 1 if any node was not drained.
+//!
+//! Before planning, a real run restores the NodePool's nodes whose earlier run
+//! died mid-drain (stale heartbeat). While draining it refreshes its own
+//! heartbeat, and SIGINT/SIGTERM restore every node not yet drained.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::Supervisor;
 use kube::runtime::events::{Recorder, Reporter};
 use tracing::{info, warn};
 
+use super::progress_bars::Bars;
 use super::{checked_nodepool, render, start_metrics};
-use crate::actors::node_drain::{DrainContext, DrainSettings, Fault};
+use crate::actors::node_drain::{heartbeat, recover_orphans, DrainContext, DrainSettings, Fault};
 use crate::actors::notifier::{NotifierActor, NotifierConfig};
 use crate::actors::{EvictorPool, NodeDrainActor, PlannerActor};
 use crate::cli::{DrainArgs, GlobalArgs, OutputFormat};
@@ -19,12 +25,34 @@ use crate::error::{Error, Result};
 use crate::messages::{
     FlushNotifications, MeasureAllocateRates, NodeDrainFinished, Notify, PlanWave,
 };
+use crate::plan::WavePlan;
 use crate::progress::DrainOutcome;
 use crate::slack::{Notice, WebhookUrl};
 
 pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     info!("노드 드레인 커맨드를 실행합니다.");
     let nodepool = checked_nodepool(global)?;
+    let webhook = WebhookUrl::parse(&global.slack_webhook_url).map_err(Error::Usage)?;
+    let client = crate::kube_client::client(global.kube_config).await?;
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "cli".into());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "node-drain".into(),
+            instance: Some(instance),
+        },
+    );
+
+    if !args.dry_run {
+        let recovered = recover_orphans(&client, &recorder, &nodepool, args.orphan_after).await?;
+        for node in &recovered {
+            warn!(
+                node = node.as_str(),
+                "restored a node an earlier node-drain left mid-drain"
+            );
+        }
+    }
+
     let rates = if args.nodes.is_empty() {
         info!("노드 사용률 조회 중");
         let metrics = start_metrics(global)?;
@@ -46,7 +74,6 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     } else {
         None
     };
-    let client = crate::kube_client::client(global.kube_config).await?;
     let planner = actix::Actor::start(PlannerActor::new(client.clone()));
     let plan = planner
         .send(PlanWave {
@@ -73,9 +100,6 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         return Ok(0);
     }
     let chosen: Vec<String> = plan.chosen().map(|n| n.candidate.node.clone()).collect();
-    let webhook = WebhookUrl::parse(&global.slack_webhook_url).map_err(Error::Usage)?;
-    let notifier = actix::Actor::start(NotifierActor::new(NotifierConfig::new(webhook)));
-    let cluster = global.cluster_name.clone();
     if chosen.is_empty() {
         info!(
             nodepool = nodepool.as_str(),
@@ -84,28 +108,51 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         print!("{}", render::plan_text(&plan));
         return Ok(0);
     }
+    let notifier = actix::Actor::start(NotifierActor::new(NotifierConfig::new(webhook)));
+    let code = drain_wave(global, &args, client, recorder, &plan, chosen, &notifier).await;
+    // The drain is over; give Slack a bounded moment before the process exits.
+    let timeout = Duration::from_secs(args.slack_flush_timeout_seconds);
+    if !notifier
+        .send(FlushNotifications { timeout })
+        .await
+        .unwrap_or(false)
+    {
+        warn!(
+            seconds = args.slack_flush_timeout_seconds,
+            "Slack notifications still queued at exit were dropped"
+        );
+    }
+    Ok(code)
+}
 
+/// Drains the chosen nodes in parallel; returns the exit code.
+async fn drain_wave(
+    global: &GlobalArgs,
+    args: &DrainArgs,
+    client: kube::Client,
+    recorder: Recorder,
+    plan: &WavePlan,
+    chosen: Vec<String>,
+    notifier: &actix::Addr<NotifierActor>,
+) -> i32 {
     let started = Instant::now();
+    let nodepool = plan.nodepool.clone();
+    let cluster = global.cluster_name.clone();
     let run_id = format!("{nodepool}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
     let progress: crate::progress::Progress = Arc::new(dashmap::DashMap::new());
+    let interrupted = Arc::new(AtomicBool::new(false));
     let evictors = EvictorPool::start(
         client.clone(),
         progress.clone(),
+        interrupted.clone(),
         args.eviction_rate,
         args.eviction_burst,
         4,
     );
-    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "cli".into());
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "node-drain".into(),
-            instance: Some(instance),
-        },
-    );
     let (finished_tx, mut finished_rx) =
         tokio::sync::mpsc::unbounded_channel::<NodeDrainFinished>();
     let cx = Arc::new(DrainContext {
+        interrupted: interrupted.clone(),
         client,
         evictors,
         settings: DrainSettings {
@@ -117,7 +164,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
             node_in_flight: args.node_evictions_in_flight as usize,
             fault: Fault::from_env(),
         },
-        progress,
+        progress: progress.clone(),
         recorder,
         finished: finished_tx,
     });
@@ -153,31 +200,34 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
             Supervisor::start(move |_| NodeDrainActor::new(node, cx))
         })
         .collect();
-    drop(cx);
+    let bars = Bars::start(&chosen);
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let mut beat = tokio::time::interval(Duration::from_secs(10));
+    let mut terminate = signal_terminate();
     let mut results = Vec::new();
     while results.len() < chosen.len() {
-        let Some(done) = finished_rx.recv().await else {
-            break;
-        };
-        match &done.outcome {
-            DrainOutcome::Drained { retired } => info!(
-                node = done.node.as_str(),
-                retired = retired.as_str(),
-                podsEvicted = done.pods_evicted,
-                podsForceDeleted = done.pods_force_deleted,
-                "node drained"
-            ),
-            DrainOutcome::Failed { reason, blockers } => warn!(
-                node = done.node.as_str(),
-                reason = reason.as_str(),
-                blockers = blockers.join(", ").as_str(),
-                "node not drained"
-            ),
+        tokio::select! {
+            done = finished_rx.recv() => {
+                let Some(done) = done else { break };
+                log_outcome(&done);
+                notifier.do_send(Notify(node_notice(&cluster, &done)));
+                results.push(done);
+            }
+            _ = ticker.tick() => {
+                if let Some(bars) = &bars {
+                    bars.update(&progress);
+                }
+            }
+            _ = beat.tick() => heartbeat(&cx).await,
+            _ = tokio::signal::ctrl_c() => interrupt(&interrupted),
+            _ = terminate.recv() => interrupt(&interrupted),
         }
-        notifier.do_send(Notify(node_notice(&cluster, &done)));
-        results.push(done);
+    }
+    if let Some(bars) = bars {
+        bars.finish(&progress);
     }
     drop(actors);
+    drop(cx);
     let failed = results
         .iter()
         .filter(|r| matches!(r.outcome, DrainOutcome::Failed { .. }))
@@ -202,19 +252,50 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         retired: nodes_where(true),
         failed: nodes_where(false),
     }));
-    // The drain is over; give Slack a bounded moment before the process exits.
-    let timeout = std::time::Duration::from_secs(args.slack_flush_timeout_seconds);
-    if !notifier
-        .send(FlushNotifications { timeout })
-        .await
-        .unwrap_or(false)
-    {
-        warn!(
-            seconds = args.slack_flush_timeout_seconds,
-            "Slack notifications still queued at exit were dropped"
-        );
+    if failed > 0 {
+        1
+    } else {
+        0
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn interrupt(flag: &AtomicBool) {
+    if !flag.swap(true, Ordering::SeqCst) {
+        warn!("interrupted: stopping; every node not yet drained is restored");
+    }
+}
+
+/// SIGTERM as a stream (a pod being stopped); never fires where it cannot be had.
+fn signal_terminate() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        actix::spawn(async move {
+            while term.recv().await.is_some() {
+                let _ = tx.send(()).await;
+            }
+        });
+    }
+    rx
+}
+
+fn log_outcome(done: &NodeDrainFinished) {
+    match &done.outcome {
+        DrainOutcome::Drained { retired } => info!(
+            node = done.node.as_str(),
+            retired = retired.as_str(),
+            podsEvicted = done.pods_evicted,
+            podsForceDeleted = done.pods_force_deleted,
+            "node drained"
+        ),
+        DrainOutcome::Failed { reason, blockers } => warn!(
+            node = done.node.as_str(),
+            reason = reason.as_str(),
+            blockers = blockers.join(", ").as_str(),
+            "node not drained"
+        ),
+    }
 }
 
 /// The Slack notice for one node's outcome.

@@ -3,6 +3,7 @@
 
 mod allocate_rate;
 mod drain;
+pub mod progress_bars;
 pub mod render;
 
 use actix::{Actor, Addr};

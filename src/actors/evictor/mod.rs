@@ -8,7 +8,7 @@ mod actor;
 mod handlers;
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ pub struct EvictorShared {
     limiter: DefaultDirectRateLimiter,
     /// Where in-flight and removed UIDs are recorded per node.
     progress: Progress,
+    /// Set on SIGINT/SIGTERM: stop retrying.
+    stop: Arc<AtomicBool>,
 }
 
 pub struct PodEvictorActor {
@@ -48,6 +50,7 @@ impl EvictorPool {
     pub fn start(
         client: Client,
         progress: Progress,
+        stop: Arc<AtomicBool>,
         rate_per_second: u32,
         burst: u32,
         size: usize,
@@ -58,6 +61,7 @@ impl EvictorPool {
             client,
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             progress,
+            stop,
         });
         let actors = (0..size.max(1))
             .map(|_| {
@@ -141,16 +145,19 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> PodRemoval {
         };
         attempt += 1;
         let now = tokio::time::Instant::now();
-        if now + wait > msg.deadline {
-            // Sleep only to the deadline, then try once more.
-            if now >= msg.deadline {
-                break PodRemoval::TimedOut {
-                    pdb: pdb_of(shared, &msg.node),
-                };
-            }
-            tokio::time::sleep_until(msg.deadline).await;
-        } else {
-            tokio::time::sleep(wait).await;
+        if now >= msg.deadline || shared.stop.load(Ordering::SeqCst) {
+            break PodRemoval::TimedOut {
+                pdb: pdb_of(shared, &msg.node),
+            };
+        }
+        // Sleep at most to the deadline (then try once more), waking each
+        // second to notice an interruption.
+        let until = (now + wait).min(msg.deadline);
+        while tokio::time::Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
+            tokio::time::sleep_until(
+                until.min(tokio::time::Instant::now() + Duration::from_secs(1)),
+            )
+            .await;
         }
     };
     record(

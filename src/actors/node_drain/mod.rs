@@ -31,7 +31,7 @@ use crate::actors::evictor::EvictorPool;
 use crate::actors::planner::node_ready;
 use crate::karpenter::NodeClaim;
 use crate::messages::{NodeDrainFinished, PodRemoval, RemovePod};
-use crate::node_state::{RUN_ID, STATE, WAS_UNSCHEDULABLE};
+use crate::node_state::{HEARTBEAT, RUN_ID, STATE, WAS_UNSCHEDULABLE};
 use crate::pods::{classify, EvictionTier, PodAction};
 use crate::progress::{DrainOutcome, NodeProgress, Phase, PlannedRemoval, Progress};
 
@@ -99,6 +99,8 @@ pub struct DrainSettings {
 
 /// Everything a NodeDrainActor needs; shared by all of them.
 pub struct DrainContext {
+    /// Set on SIGINT/SIGTERM: every node stops at its next step and is restored.
+    pub interrupted: Arc<std::sync::atomic::AtomicBool>,
     pub client: Client,
     pub evictors: EvictorPool,
     pub settings: DrainSettings,
@@ -124,12 +126,24 @@ impl NodeDrainActor {
 /// A step that did not complete: the actor stops and is restarted.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
-    #[error("Kubernetes API: could not {action}: {source}")]
+    #[error(
+        "Kubernetes API: could not {action}: {}",
+        crate::error::describe_kube(source)
+    )]
     Kube { action: String, source: kube::Error },
     #[error("test fault injected at phase {0}")]
     Fault(&'static str),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<StepError> for crate::error::Error {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::Kube { action, source } => crate::error::Error::Kube { action, source },
+            other => crate::error::Error::Internal(other.to_string()),
+        }
+    }
 }
 
 fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> StepError {
@@ -189,6 +203,16 @@ fn node_ref(node: &Node) -> ObjectReference {
 
 /// Publishes an Event on the Node; an Event that cannot be written is logged, never fatal.
 pub async fn event(cx: &DrainContext, node: &Node, warning: bool, reason: &str, note: String) {
+    publish_event(&cx.recorder, node, warning, reason, note).await
+}
+
+pub async fn publish_event(
+    recorder: &Recorder,
+    node: &Node,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
     let ev = Event {
         type_: if warning {
             EventType::Warning
@@ -200,7 +224,7 @@ pub async fn event(cx: &DrainContext, node: &Node, warning: bool, reason: &str, 
         action: "Drain".into(),
         secondary: None,
     };
-    if let Err(e) = cx.recorder.publish(&ev, &node_ref(node)).await {
+    if let Err(e) = recorder.publish(&ev, &node_ref(node)).await {
         warn!(
             node = node.metadata.name.as_deref().unwrap_or(""),
             reason,
@@ -215,7 +239,15 @@ async fn annotate(
     node: &str,
     values: serde_json::Value,
 ) -> Result<(), StepError> {
-    let nodes: Api<Node> = Api::all(cx.client.clone());
+    annotate_node(&cx.client, node, values).await
+}
+
+async fn annotate_node(
+    client: &Client,
+    node: &str,
+    values: serde_json::Value,
+) -> Result<(), StepError> {
+    let nodes: Api<Node> = Api::all(client.clone());
     nodes
         .patch(
             node,
@@ -252,7 +284,12 @@ pub async fn drain(cx: Arc<DrainContext>, node_name: String) -> Result<DrainOutc
         annotate(
             &cx,
             &node_name,
-            json!({STATE: "cordoning", RUN_ID: cx.settings.run_id, WAS_UNSCHEDULABLE: was_unschedulable.to_string()}),
+            json!({
+                STATE: "cordoning",
+                RUN_ID: cx.settings.run_id,
+                WAS_UNSCHEDULABLE: was_unschedulable.to_string(),
+                HEARTBEAT: chrono::Utc::now().to_rfc3339(),
+            }),
         )
         .await?;
         if let Some(mut p) = cx.progress.get_mut(&node_name) {
@@ -261,6 +298,9 @@ pub async fn drain(cx: Arc<DrainContext>, node_name: String) -> Result<DrainOutc
         set_phase(&cx, &node_name, Phase::Cordon);
     }
 
+    if let Some(outcome) = stop_if_interrupted(&cx, &node).await? {
+        return Ok(outcome);
+    }
     if phase_of(&cx, &node_name) <= Phase::Cordon {
         fault(&cx, &node_name, Phase::Cordon)?;
         nodes
@@ -283,6 +323,9 @@ pub async fn drain(cx: Arc<DrainContext>, node_name: String) -> Result<DrainOutc
         set_phase(&cx, &node_name, Phase::Evict);
     }
 
+    if let Some(outcome) = stop_if_interrupted(&cx, &node).await? {
+        return Ok(outcome);
+    }
     if phase_of(&cx, &node_name) <= Phase::Evict {
         info!(nodeName = node_name.as_str(), "노드에서 pod evict 시작");
         let planned = plan_once(&cx, &node).await?;
@@ -337,6 +380,9 @@ pub async fn drain(cx: Arc<DrainContext>, node_name: String) -> Result<DrainOutc
         set_phase(&cx, &node_name, Phase::Retire);
     }
 
+    if let Some(outcome) = stop_if_interrupted(&cx, &node).await? {
+        return Ok(outcome);
+    }
     if phase_of(&cx, &node_name) <= Phase::Retire {
         fault(&cx, &node_name, Phase::Retire)?;
         annotate(&cx, &node_name, json!({STATE: "drained"})).await?;
@@ -425,6 +471,9 @@ async fn remove_in_tiers(
         }
     }
     for (_, pods) in steps {
+        if let Some(outcome) = stop_if_interrupted(cx, node).await? {
+            return Ok(Some(outcome));
+        }
         // Nothing twice: skip what an earlier incarnation removed or has in flight.
         let (removed, in_flight) = cx
             .progress
@@ -506,8 +555,11 @@ async fn wait_or_time_out(
         .get(&name)
         .map(|p| p.deadline)
         .unwrap_or_else(Instant::now);
-    match wait_gone(&cx.client, &name, uids, deadline).await? {
+    match wait_gone(&cx.client, &name, uids, deadline, Some(&cx.interrupted)).await? {
         None => Ok(None),
+        Some(_) if cx.interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
+            stop_if_interrupted(cx, node).await
+        }
         Some(remaining) => {
             let pdbs: Vec<String> = cx
                 .progress
@@ -592,7 +644,7 @@ async fn on_timeout(
     }
     let uids: BTreeSet<String> = planned.iter().map(|p| p.uid.clone()).collect();
     let until = Instant::now() + Duration::from_secs(longest_grace as u64 + 30);
-    match wait_gone(&cx.client, &name, &uids, until).await? {
+    match wait_gone(&cx.client, &name, &uids, until, None).await? {
         None => Ok(None),
         Some(remaining) => restore(
             cx,
@@ -612,6 +664,7 @@ pub async fn wait_gone(
     node: &str,
     uids: &BTreeSet<String>,
     deadline: Instant,
+    interrupted: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Option<Vec<String>>, StepError> {
     if uids.is_empty() {
         return Ok(None);
@@ -634,8 +687,16 @@ pub async fn wait_gone(
         if synced && present.is_empty() {
             return Ok(None);
         }
-        let next = match tokio::time::timeout_at(deadline, stream.try_next()).await {
-            Err(_) => return Ok(Some(present.into_values().collect())),
+        if interrupted.is_some_and(|i| i.load(std::sync::atomic::Ordering::SeqCst)) {
+            return Ok(Some(present.into_values().collect()));
+        }
+        // Wake at least every second to notice an interruption.
+        let wake = deadline.min(Instant::now() + Duration::from_secs(1));
+        let next = match tokio::time::timeout_at(wake, stream.try_next()).await {
+            Err(_) if Instant::now() >= deadline => {
+                return Ok(Some(present.into_values().collect()))
+            }
+            Err(_) => continue,
             Ok(Err(e)) => {
                 // The watcher re-lists by itself after an error; keep waiting.
                 warn!(
@@ -690,46 +751,148 @@ pub async fn restore(
         .progress
         .get(&name)
         .and_then(|p| p.cordoned_by_us)
-        .unwrap_or_else(|| {
-            let annotations = node.metadata.annotations.clone().unwrap_or_default();
-            annotations
-                .get(WAS_UNSCHEDULABLE)
-                .map(|v| v == "false")
-                .unwrap_or(false)
-        });
-    let nodes: Api<Node> = Api::all(cx.client.clone());
+        .unwrap_or_else(|| cordoned_by_node_drain(node));
+    restore_node(
+        &cx.client,
+        &cx.recorder,
+        node,
+        cordoned_by_us,
+        &reason,
+        &blockers,
+    )
+    .await?;
+    set_phase(cx, &name, Phase::Done);
+    Ok(DrainOutcome::Failed { reason, blockers })
+}
+
+/// What the Node's own record says: node-drain cordoned it (it was schedulable before).
+fn cordoned_by_node_drain(node: &Node) -> bool {
+    let annotations = node.metadata.annotations.clone().unwrap_or_default();
+    annotations
+        .get(WAS_UNSCHEDULABLE)
+        .map(|v| v == "false")
+        .unwrap_or(false)
+}
+
+/// Uncordons (if `cordoned_by_us`), records `restored`, logs and leaves an Event.
+pub async fn restore_node(
+    client: &Client,
+    recorder: &Recorder,
+    node: &Node,
+    cordoned_by_us: bool,
+    reason: &str,
+    blockers: &[String],
+) -> Result<(), StepError> {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let nodes: Api<Node> = Api::all(client.clone());
     if cordoned_by_us {
         nodes
             .uncordon(&name)
             .await
             .map_err(kube_err(format!("uncordon node {name}")))?;
     }
-    annotate(cx, &name, json!({STATE: "restored"})).await?;
+    annotate_node(client, &name, json!({STATE: "restored"})).await?;
     warn!(
         node = name.as_str(),
-        reason = reason.as_str(),
+        reason,
         blockers = blockers.join(", ").as_str(),
         uncordoned = cordoned_by_us,
         "drain failed; node restored"
     );
-    event(
-        cx,
-        node,
-        true,
-        "DrainFailed",
-        format!(
-            "{reason}; restored{}: {}",
-            if cordoned_by_us {
-                " and uncordoned"
-            } else {
-                ""
-            },
-            blockers.join(", ")
-        ),
-    )
-    .await;
-    set_phase(cx, &name, Phase::Done);
-    Ok(DrainOutcome::Failed { reason, blockers })
+    let note = format!(
+        "{reason}; restored{}: {}",
+        if cordoned_by_us {
+            " and uncordoned"
+        } else {
+            ""
+        },
+        blockers.join(", ")
+    );
+    publish_event(recorder, node, true, "DrainFailed", note).await;
+    Ok(())
+}
+
+/// On SIGINT/SIGTERM: restore the node now and end its drain.
+async fn stop_if_interrupted(
+    cx: &DrainContext,
+    node: &Node,
+) -> Result<Option<DrainOutcome>, StepError> {
+    if !cx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(None);
+    }
+    restore(cx, node, "interrupted (SIGINT/SIGTERM)".into(), vec![])
+        .await
+        .map(Some)
+}
+
+/// Refreshes the heartbeat of every node this run is still draining.
+pub async fn heartbeat(cx: &DrainContext) {
+    let nodes: Vec<String> = cx
+        .progress
+        .iter()
+        .filter(|p| p.outcome.is_none() && p.phase > Phase::Intent)
+        .map(|p| p.key().clone())
+        .collect();
+    for node in nodes {
+        if let Err(e) = annotate(
+            cx,
+            &node,
+            json!({HEARTBEAT: chrono::Utc::now().to_rfc3339()}),
+        )
+        .await
+        {
+            warn!(
+                node = node.as_str(),
+                error = e.to_string().as_str(),
+                "could not refresh the drain heartbeat"
+            );
+        }
+    }
+}
+
+/// Restores the NodePool's nodes whose drain lost its run (a node-drain killed
+/// mid-drain: state in progress, heartbeat older than `orphan_after`).
+pub async fn recover_orphans(
+    client: &Client,
+    recorder: &Recorder,
+    nodepool: &str,
+    orphan_after: Duration,
+) -> Result<Vec<String>, StepError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let listed = nodes
+        .list(
+            &ListParams::default()
+                .labels(&format!("{}={nodepool}", crate::karpenter::NODEPOOL_LABEL)),
+        )
+        .await
+        .map_err(kube_err(format!("list nodes of NodePool {nodepool}")))?;
+    let now = chrono::Utc::now();
+    let after = chrono::Duration::from_std(orphan_after).unwrap_or(chrono::Duration::seconds(60));
+    let mut recovered = Vec::new();
+    for node in listed.items {
+        let annotations = node.metadata.annotations.clone();
+        if !crate::node_state::orphaned(annotations.as_ref(), now, after) {
+            continue;
+        }
+        let annotations = annotations.unwrap_or_default();
+        let run = annotations.get(RUN_ID).cloned().unwrap_or_default();
+        let beat = annotations
+            .get(HEARTBEAT)
+            .cloned()
+            .unwrap_or_else(|| "never".into());
+        let reason = format!("run {run} stopped mid-drain (last heartbeat {beat})");
+        restore_node(
+            client,
+            recorder,
+            &node,
+            cordoned_by_node_drain(&node),
+            &reason,
+            &[],
+        )
+        .await?;
+        recovered.push(node.metadata.name.clone().unwrap_or_default());
+    }
+    Ok(recovered)
 }
 
 /// Retires a drained node as `--retire` says.

@@ -1,0 +1,169 @@
+//! `deploy/` is real: its RBAC is enough for a whole drain (run as the
+//! ServiceAccount through impersonation), not more than a ServiceAccount without
+//! it gets, and the CronJob manifest is accepted by the API server.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const SMALL: Requests = Requests {
+    cpu: "1",
+    memory: "1Gi",
+};
+
+fn kubectl(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env.kubectl())
+        .env("KUBECONFIG", env.kubeconfig())
+        .args(args)
+        .output()
+        .expect("kubectl")
+}
+
+/// The testenv kubeconfig acting as `user` (in `groups`).
+fn impersonating_kubeconfig(env: &TestEnv, user: &str, groups: &[&str]) -> tempfile_path::Path {
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(env.kubeconfig()).unwrap()).unwrap();
+    let auth = &mut config["users"][0]["user"];
+    auth["as"] = serde_yaml::Value::from(user);
+    auth["as-groups"] = serde_yaml::Value::from(
+        groups
+            .iter()
+            .map(|g| serde_yaml::Value::from(*g))
+            .collect::<Vec<_>>(),
+    );
+    let path = std::env::temp_dir().join(format!("{}.kubeconfig", unique("as")));
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    tempfile_path::Path(path)
+}
+
+mod tempfile_path {
+    /// A file removed when dropped.
+    pub struct Path(pub std::path::PathBuf);
+    impl Drop for Path {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_rbac_is_enough_for_a_drain_and_the_cronjob_is_valid() {
+    let env = TestEnv::load();
+    let client = env.client().await;
+    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let out = kubectl(
+        &env,
+        &["apply", "-f", manifests.join("rbac.yaml").to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = kubectl(
+        &env,
+        &[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            manifests.join("cronjob.yaml").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "the CronJob manifest is valid: {}",
+        text(&out.stderr)
+    );
+
+    let ns = TestNamespace::create(&client, "deploy-rbac").await;
+    let pool = TestNodePool::create(&client, "deploy-rbac", "c-4x-amd64-linux", None).await;
+    let w = Workloads {
+        client: &client,
+        namespace: &ns.name,
+        nodepool: &pool.name,
+    };
+    w.deployment("web", 1, SMALL, 2).await;
+    w.pdb("web", "web", Some(1), None).await;
+    let pod = w
+        .wait_running("web", 1, Duration::from_secs(120))
+        .await
+        .remove(0);
+    let node = pod.spec.and_then(|s| s.node_name).unwrap();
+
+    let groups = [
+        "system:serviceaccounts",
+        "system:serviceaccounts:node-drain",
+        "system:authenticated",
+    ];
+    // Without the binding: refused, so the impersonation is real.
+    let nobody = impersonating_kubeconfig(&env, "system:serviceaccount:node-drain:nobody", &groups);
+    let out = env
+        .node_drain()
+        .env("KUBECONFIG", &nobody.0)
+        .args(["drain", "--nodepool-name", &pool.name, "--nodes", &node])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("forbidden"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // As node-drain's ServiceAccount: the allocate rate and its plan, then a whole drain, retire included.
+    let sa = impersonating_kubeconfig(&env, "system:serviceaccount:node-drain:node-drain", &groups);
+    let query = format!(
+        "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
+        pool.name
+    );
+    wait_for(
+        "Prometheus to count the node",
+        Duration::from_secs(90),
+        || async {
+            let v = prometheus_query(&env, &query).await["data"]["result"][0]["value"][1]
+                .as_str()
+                .map(str::to_string);
+            if v.as_deref().is_some_and(|v| v != "0") {
+                Ok(Some(()))
+            } else {
+                Err(format!("{v:?}"))
+            }
+        },
+    )
+    .await;
+    let out = env
+        .node_drain()
+        .env("KUBECONFIG", &sa.0)
+        .args(["karpenter", "allocate-rate", "--nodepool-name", &pool.name])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = env
+        .node_drain()
+        .env("KUBECONFIG", &sa.0)
+        .args([
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &node,
+            "--drain-timeout",
+            "2m",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the RBAC in deploy/ must be enough:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("NodeClaim") && stdout.contains("deleted"),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("could not record an Event"),
+        "Events are allowed too:\n{stderr}"
+    );
+    ns.delete().await;
+    pool.delete().await;
+}
