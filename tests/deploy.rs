@@ -114,21 +114,7 @@ async fn the_deploy_rbac_is_enough_for_a_drain_and_the_cronjob_is_valid() {
         "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
         pool.name
     );
-    wait_for(
-        "Prometheus to count the node",
-        Duration::from_secs(90),
-        || async {
-            let v = prometheus_query(&env, &query).await["data"]["result"][0]["value"][1]
-                .as_str()
-                .map(str::to_string);
-            if v.as_deref().is_some_and(|v| v != "0") {
-                Ok(Some(()))
-            } else {
-                Err(format!("{v:?}"))
-            }
-        },
-    )
-    .await;
+    wait_prometheus_value(&env, "Prometheus to count the node", &query, |v| v > 0.0).await;
     let out = env
         .node_drain()
         .env("KUBECONFIG", &sa.0)

@@ -94,20 +94,9 @@ async fn seed_scenario_drains_the_two_oldest_of_eight_and_karpenter_replaces_the
         "sum(karpenter_nodes_total_pod_requests{{nodepool=\"{}\",resource_type=\"cpu\"}})",
         pool.name
     );
-    wait_for(
-        "Prometheus to see 20 CPU requested",
-        Duration::from_secs(90),
-        || async {
-            let v = prometheus_query(&env, &query).await["data"]["result"][0]["value"][1]
-                .as_str()
-                .map(str::to_string);
-            if v.as_deref() == Some("20") {
-                Ok(Some(()))
-            } else {
-                Err(format!("{v:?}"))
-            }
-        },
-    )
+    wait_prometheus_value(&env, "Prometheus to see 20 CPU requested", &query, |v| {
+        v == 20.0
+    })
     .await;
 
     let out = run_node_drain(

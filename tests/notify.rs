@@ -239,20 +239,9 @@ async fn real_drains_notify_slack_and_never_leak_the_webhook_or_wait_for_it() {
         "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
         pool.name
     );
-    wait_for(
-        "Prometheus to count the NodePool",
-        Duration::from_secs(90),
-        || async {
-            let v = prometheus_query(&env, &query).await["data"]["result"][0]["value"][1]
-                .as_str()
-                .map(str::to_string);
-            if v.as_deref() == Some("12") {
-                Ok(Some(()))
-            } else {
-                Err(format!("{v:?}"))
-            }
-        },
-    )
+    wait_prometheus_value(&env, "Prometheus to count the NodePool", &query, |v| {
+        v == 12.0
+    })
     .await;
     let args: Vec<String> = [
         "drain",

@@ -244,13 +244,12 @@ async fn pre_v1_metric_names_reproduce_the_seed_numbers() {
     )
     .unwrap();
 
-    wait_for(
+    let query = format!("karpenter_nodepool_usage{{nodepool=\"{p}\",resource_type=\"cpu\"}}");
+    wait_prometheus_value(
+        &env,
         "Prometheus to scrape the pre-v1 exporter",
-        Duration::from_secs(60),
-        || async {
-            let q = format!("karpenter_nodepool_usage{{nodepool=\"{p}\",resource_type=\"cpu\"}}");
-            Ok(prometheus_value(&env, &q).await.map(|_| ()))
-        },
+        &query,
+        |_| true,
     )
     .await;
 
@@ -547,23 +546,14 @@ async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
     .await;
     let nodes = pool.wait_ready_nodes(8, Duration::from_secs(120)).await;
     w.wait_running("new", 4, Duration::from_secs(60)).await;
-    wait_for(
-        "Prometheus to count 8 nodes' capacity",
-        Duration::from_secs(120),
-        || async {
-            let q = format!(
-                "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
-                pool.name
-            );
-            let v = prometheus_value(&env, &q).await;
-            let want: f64 = nodes.iter().map(|n| node_capacity(n, "cpu")).sum();
-            if v == Some(want) {
-                Ok(Some(()))
-            } else {
-                Err(format!("{v:?}, want {want}"))
-            }
-        },
-    )
+    let want: f64 = nodes.iter().map(|n| node_capacity(n, "cpu")).sum();
+    let q = format!(
+        "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
+        pool.name
+    );
+    wait_prometheus_value(&env, "Prometheus to count 8 nodes' capacity", &q, |v| {
+        v == want
+    })
     .await;
 
     let before = versions(&client, &pool, &ns.name).await;

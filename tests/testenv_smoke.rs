@@ -202,24 +202,11 @@ async fn prometheus_scrapes_karpenter_nodepool_usage() {
         "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
         pool.name
     );
-    let value = wait_for(
+    let value = wait_prometheus_value(
+        &env,
         "Prometheus to have the NodePool's usage",
-        Duration::from_secs(120),
-        || async {
-            let answer = prometheus_query(&env, &query).await;
-            let result = answer["data"]["result"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let value: Option<f64> = result
-                .first()
-                .and_then(|r| r["value"][1].as_str())
-                .and_then(|v| v.parse().ok());
-            match value {
-                Some(v) if v > 0.0 => Ok(Some(v)),
-                _ => Err(answer.to_string()),
-            }
-        },
+        &query,
+        |v| v > 0.0,
     )
     .await;
     assert!(value >= 1.0, "one node of 4 CPUs counted, got {value}");

@@ -598,3 +598,23 @@ pub async fn node_events(client: &Client, node: &str) -> Vec<(String, String)> {
         .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
 }
+
+/// Waits until Prometheus answers `query` with a first value that `accept`s; returns it.
+pub async fn wait_prometheus_value(
+    env: &TestEnv,
+    what: &str,
+    query: &str,
+    accept: impl Fn(f64) -> bool,
+) -> f64 {
+    wait_for(what, Duration::from_secs(120), || async {
+        let answer = prometheus_query(env, query).await;
+        let value: Option<f64> = answer["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok());
+        match value {
+            Some(v) if accept(v) => Ok(Some(v)),
+            _ => Err(format!("{value:?}")),
+        }
+    })
+    .await
+}

@@ -158,6 +158,14 @@ fn phase_of(cx: &DrainContext, node: &str) -> Phase {
         .unwrap_or(Phase::Intent)
 }
 
+/// When this node's drain must be over (kept across restarts).
+fn deadline_of(cx: &DrainContext, node: &str) -> Instant {
+    cx.progress
+        .get(node)
+        .map(|p| p.deadline)
+        .unwrap_or_else(Instant::now)
+}
+
 fn set_phase(cx: &DrainContext, node: &str, phase: Phase) {
     if let Some(mut p) = cx.progress.get_mut(node) {
         p.phase = phase;
@@ -459,11 +467,7 @@ async fn remove_in_tiers(
     planned: &[PlannedRemoval],
 ) -> Result<Option<DrainOutcome>, StepError> {
     let name = node.metadata.name.clone().unwrap_or_default();
-    let deadline = cx
-        .progress
-        .get(&name)
-        .map(|p| p.deadline)
-        .unwrap_or_else(Instant::now);
+    let deadline = deadline_of(cx, &name);
     let mut steps: BTreeMap<u8, Vec<PlannedRemoval>> = BTreeMap::new();
     for pod in planned {
         if let Some(step) = step_of(&pod.action, cx.settings.force) {
@@ -550,11 +554,7 @@ async fn wait_or_time_out(
     uids: &BTreeSet<String>,
 ) -> Result<Option<DrainOutcome>, StepError> {
     let name = node.metadata.name.clone().unwrap_or_default();
-    let deadline = cx
-        .progress
-        .get(&name)
-        .map(|p| p.deadline)
-        .unwrap_or_else(Instant::now);
+    let deadline = deadline_of(cx, &name);
     match wait_gone(&cx.client, &name, uids, deadline, Some(&cx.interrupted)).await? {
         None => Ok(None),
         Some(_) if cx.interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
