@@ -13,7 +13,12 @@ use crate::error::{Error, Result};
 pub const USER_AGENT: &str = concat!("node-drain/", env!("CARGO_PKG_VERSION"));
 
 pub async fn client(mode: KubeConfigMode) -> Result<Client> {
-    let mode_name = format!("{mode:?}").to_lowercase();
+    let mode_name = match mode {
+        KubeConfigMode::Local => "local",
+        KubeConfigMode::Cluster => "cluster",
+        KubeConfigMode::GithubAction => "github_action",
+    }
+    .to_string();
     let fail = |reason: String| Error::KubeConfig {
         mode: mode_name.clone(),
         reason,

@@ -847,3 +847,79 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
     ns.delete().await;
     pool.delete().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_timeout_force_deletes_what_a_pdb_holds_and_retire_node_deletes_the_node() {
+    let env = TestEnv::load();
+    let client = env.client().await;
+    let ns = TestNamespace::create(&client, "drain-force").await;
+    let pool = TestNodePool::create(&client, "drain-force", "c-4x-amd64-linux", None).await;
+    let w = Workloads {
+        client: &client,
+        namespace: &ns.name,
+        nodepool: &pool.name,
+    };
+    w.deployment("web", 2, SMALL, 2).await;
+    w.pdb("frozen", "web", None, Some(2)).await;
+    let pods = w.wait_running("web", 2, Duration::from_secs(120)).await;
+    let node = node_of(&pods[0]);
+    let held: Vec<String> = pods
+        .iter()
+        .filter(|p| node_of(p) == node)
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+
+    let out = run_node_drain(
+        &env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &node,
+            "--drain-timeout",
+            "4s",
+            "--on-timeout",
+            "force",
+            "--retire",
+            "node",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--on-timeout force drains:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("--on-timeout force deletes the remaining pods"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("node {node} deleted")),
+        "--retire node deletes the Node: {stdout}"
+    );
+    // The PDB refused every eviction; the pods left by deletion with their own grace period.
+    let audit = audit_events(&env, &ns.name);
+    for pod in &held {
+        assert!(
+            audit.iter().any(|e| e.verb == "delete"
+                && e.object.as_ref().is_some_and(|o| &o.name == pod)
+                && e.request
+                    .as_ref()
+                    .is_some_and(|r| r.get("gracePeriodSeconds").is_none_or(|g| g != 0))),
+            "{pod} deleted with its own grace period"
+        );
+    }
+    assert!(
+        successful_evictions(&env, &ns.name).is_empty(),
+        "the PDB never allowed an eviction"
+    );
+    wait_for("the Node object gone", Duration::from_secs(60), || async {
+        Ok(get_node(&client, &node).await.is_none().then_some(()))
+    })
+    .await;
+    ns.delete().await;
+    pool.delete().await;
+}
