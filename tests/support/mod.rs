@@ -125,10 +125,30 @@ where
     }
 }
 
-/// A namespace of the test's own, labelled so stray ones are easy to find.
+/// Deletes a cluster object with kubectl, without waiting: what a guard does when
+/// a test panicked before its own cleanup (a panic cannot await).
+fn delete_on_drop(kind: &str, name: &str) {
+    let env = TestEnv::load();
+    let _ = std::process::Command::new(env.kubectl())
+        .env("KUBECONFIG", env.kubeconfig())
+        .args(["delete", kind, name, "--wait=false", "--ignore-not-found"])
+        .output();
+}
+
+/// A namespace of the test's own, labelled so stray ones are easy to find;
+/// deleted when dropped if the test did not get to `delete`.
 pub struct TestNamespace {
     pub name: String,
     client: Client,
+    deleted: bool,
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if !self.deleted {
+            delete_on_drop("namespace", &self.name);
+        }
+    }
 }
 
 impl TestNamespace {
@@ -160,14 +180,16 @@ impl TestNamespace {
         Self {
             name,
             client: client.clone(),
+            deleted: false,
         }
     }
 
-    pub async fn delete(self) {
+    pub async fn delete(mut self) {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces
             .delete(&self.name, &DeleteParams::default())
             .await;
+        self.deleted = true;
     }
 }
 
@@ -176,10 +198,20 @@ fn nodepool_resource() -> ApiResource {
 }
 
 /// A NodePool of the test's own: nodes of one instance type, on-demand, never
-/// consolidated or expired by Karpenter while the test runs.
+/// consolidated or expired by Karpenter while the test runs. Deleted when dropped
+/// if the test did not get to `delete`.
 pub struct TestNodePool {
     pub name: String,
     client: Client,
+    deleted: bool,
+}
+
+impl Drop for TestNodePool {
+    fn drop(&mut self) {
+        if !self.deleted {
+            delete_on_drop("nodepool", &self.name);
+        }
+    }
 }
 
 impl TestNodePool {
@@ -220,6 +252,7 @@ impl TestNodePool {
         Self {
             name,
             client: client.clone(),
+            deleted: false,
         }
     }
 
@@ -259,9 +292,10 @@ impl TestNodePool {
     }
 
     /// Deletes the NodePool; Karpenter then removes its NodeClaims and nodes.
-    pub async fn delete(self) {
+    pub async fn delete(mut self) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &nodepool_resource());
         let _ = api.delete(&self.name, &DeleteParams::default()).await;
+        self.deleted = true;
     }
 }
 
