@@ -110,11 +110,7 @@ async fn the_deploy_rbac_is_enough_for_a_drain_and_the_cronjob_is_valid() {
 
     // As node-drain's ServiceAccount: the allocate rate and its plan, then a whole drain, retire included.
     let sa = impersonating_kubeconfig(&env, "system:serviceaccount:node-drain:node-drain", &groups);
-    let query = format!(
-        "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
-        pool.name
-    );
-    wait_prometheus_value(&env, "Prometheus to count the node", &query, |v| v > 0.0).await;
+    wait_nodepool_cpu_metrics(&env, &pool.name, None, Some(1.0)).await;
     let out = env
         .node_drain()
         .env("KUBECONFIG", &sa.0)

@@ -51,21 +51,16 @@ fn unschedulable(node: &Node) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_scenario_drains_the_two_oldest_of_eight_and_karpenter_replaces_them() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "drain-seed").await;
-    let pool = TestNodePool::create(
-        &client,
+    let scene = Scene::new(
         "drain-seed",
         "c-4x-amd64-linux",
         Some(json!([{"nodes": "25%"}])),
     )
     .await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
+    // Exactly 8 nodes of 4 CPUs: even a busy Karpenter cannot over-provision.
+    pool.set_limits(json!({"cpu": "32"})).await;
     // 8 × 2 CPU + 3 × 1 CPU + 8 × 0.125 CPU = 20 of 32 CPU: 62.5 % → 63 %.
     w.spread_deployment(
         "web",
@@ -90,17 +85,11 @@ async fn seed_scenario_drains_the_two_oldest_of_eight_and_karpenter_replaces_the
     w.wait_running("web", 8, Duration::from_secs(60)).await;
     w.wait_running("db", 3, Duration::from_secs(60)).await;
     w.wait_running("agent", 8, Duration::from_secs(60)).await;
-    let query = format!(
-        "sum(karpenter_nodes_total_pod_requests{{nodepool=\"{}\",resource_type=\"cpu\"}})",
-        pool.name
-    );
-    wait_prometheus_value(&env, "Prometheus to see 20 CPU requested", &query, |v| {
-        v == 20.0
-    })
-    .await;
+    // 8 × 4 CPUs; 20 CPUs requested: 62.5 % → 63 %.
+    wait_nodepool_cpu_metrics(env, &pool.name, Some(32.0), Some(20.0)).await;
 
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -161,7 +150,7 @@ async fn seed_scenario_drains_the_two_oldest_of_eight_and_karpenter_replaces_the
     w.wait_running("web", 8, Duration::from_secs(120)).await;
     w.wait_running("db", 3, Duration::from_secs(120)).await;
 
-    let evictions = successful_evictions(&env, &ns.name);
+    let evictions = successful_evictions(env, &ns.name);
     assert!(
         !evictions.is_empty(),
         "pods were evicted through the Eviction API"
@@ -175,7 +164,7 @@ async fn seed_scenario_drains_the_two_oldest_of_eight_and_karpenter_replaces_the
         "one successful eviction per pod: {evictions:?}"
     );
     for node in &oldest {
-        let reasons: Vec<String> = node_events(&client, node)
+        let reasons: Vec<String> = node_events(client, node)
             .await
             .into_iter()
             .map(|(r, _)| r)
@@ -187,8 +176,7 @@ async fn seed_scenario_drains_the_two_oldest_of_eight_and_karpenter_replaces_the
             );
         }
     }
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 /// Records the lowest count of Ready, not-terminating pods of `app` seen by a watch.
@@ -228,21 +216,14 @@ async fn watch_ready_floor(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pdb_with_max_unavailable_1_lets_pods_leave_one_at_a_time() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "drain-pdb").await;
-    let pool = TestNodePool::create(
-        &client,
+    let scene = Scene::new(
         "drain-pdb",
         "c-4x-amd64-linux",
         Some(json!([{"nodes": "100%"}])),
     )
     .await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
     w.spread_deployment("web", 4, SMALL).await;
     w.pdb("web", "web", Some(1), None).await;
     let pods = w.wait_running("web", 4, Duration::from_secs(180)).await;
@@ -260,7 +241,7 @@ async fn a_pdb_with_max_unavailable_1_lets_pods_leave_one_at_a_time() {
     })
     .await;
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -293,28 +274,21 @@ async fn a_pdb_with_max_unavailable_1_lets_pods_leave_one_at_a_time() {
         "the PDB refused at least once and was named:\n{}",
         text(&out.stderr)
     );
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pdb_that_never_allows_restores_the_node_after_the_timeout() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "drain-stuck").await;
-    let pool = TestNodePool::create(&client, "drain-stuck", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("drain-stuck", "c-4x-amd64-linux", None).await;
+    let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
+    let w = scene.workloads();
     w.deployment("web", 2, SMALL, 2).await;
     w.pdb("frozen", "web", None, Some(2)).await;
     let pods = w.wait_running("web", 2, Duration::from_secs(120)).await;
     let node = node_of(&pods[0]);
 
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -336,7 +310,7 @@ async fn a_pdb_that_never_allows_restores_the_node_after_the_timeout() {
         stdout.contains("NOT drained") && stdout.contains("PodDisruptionBudget frozen"),
         "{stdout}"
     );
-    let after = get_node(&client, &node)
+    let after = get_node(client, &node)
         .await
         .expect("the node is not retired");
     assert!(!unschedulable(&after), "the node is uncordoned");
@@ -344,7 +318,7 @@ async fn a_pdb_that_never_allows_restores_the_node_after_the_timeout() {
         annotation(&after, "node-drain.io/state").as_deref(),
         Some("restored")
     );
-    let events = node_events(&client, &node).await;
+    let events = node_events(client, &node).await;
     let failed = events
         .iter()
         .find(|(r, _)| r == "DrainFailed")
@@ -358,21 +332,14 @@ async fn a_pdb_that_never_allows_restores_the_node_after_the_timeout() {
         2,
         "no pod was lost"
     );
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn problem_pods_are_deleted_with_grace_0_and_statefulset_pods_are_evicted() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "drain-problem").await;
-    let pool = TestNodePool::create(&client, "drain-problem", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("drain-problem", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
     let small = Requests {
         cpu: "250m",
         memory: "256Mi",
@@ -427,7 +394,7 @@ async fn problem_pods_are_deleted_with_grace_0_and_statefulset_pods_are_evicted(
     targets.dedup();
 
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -453,7 +420,7 @@ async fn problem_pods_are_deleted_with_grace_0_and_statefulset_pods_are_evicted(
         "{stderr}"
     );
 
-    let audit = audit_events(&env, &ns.name);
+    let audit = audit_events(env, &ns.name);
     let grace_zero_delete = |prefix: &str| {
         audit.iter().any(|e| {
             e.verb == "delete"
@@ -465,7 +432,7 @@ async fn problem_pods_are_deleted_with_grace_0_and_statefulset_pods_are_evicted(
                     .is_some_and(|r| r["gracePeriodSeconds"] == 0)
         })
     };
-    let evicted = successful_evictions(&env, &ns.name);
+    let evicted = successful_evictions(env, &ns.name);
     assert!(
         grace_zero_delete("crash-"),
         "CrashLoopBackOff pod deleted with grace 0"
@@ -489,21 +456,14 @@ async fn problem_pods_are_deleted_with_grace_0_and_statefulset_pods_are_evicted(
         !grace_zero_delete("db-"),
         "a StatefulSet pod on a Ready node is never force-deleted"
     );
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_and_do_not_disrupt_pods_block_their_node_unless_forced() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "drain-block").await;
-    let pool = TestNodePool::create(&client, "drain-block", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("drain-block", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
     w.deployment("web", 1, SMALL, 2).await;
     let node = node_of(&w.wait_running("web", 1, Duration::from_secs(120)).await[0]);
     w.bare_pod(
@@ -530,7 +490,7 @@ async fn bare_and_do_not_disrupt_pods_block_their_node_unless_forced() {
     w.wait_running("keep", 1, Duration::from_secs(30)).await;
 
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -557,9 +517,9 @@ async fn bare_and_do_not_disrupt_pods_block_their_node_unless_forced() {
         stdout.contains(&format!("{}/keep (karpenter.sh/do-not-disrupt", ns.name)),
         "{stdout}"
     );
-    let after = get_node(&client, &node).await.unwrap();
+    let after = get_node(client, &node).await.unwrap();
     assert!(!unschedulable(&after), "the blocked node is uncordoned");
-    let events = node_events(&client, &node).await;
+    let events = node_events(client, &node).await;
     assert!(
         events
             .iter()
@@ -567,12 +527,12 @@ async fn bare_and_do_not_disrupt_pods_block_their_node_unless_forced() {
         "{events:?}"
     );
     assert!(
-        successful_evictions(&env, &ns.name).is_empty(),
+        successful_evictions(env, &ns.name).is_empty(),
         "nothing evicted from a blocked node"
     );
 
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -592,7 +552,7 @@ async fn bare_and_do_not_disrupt_pods_block_their_node_unless_forced() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    let evicted = successful_evictions(&env, &ns.name);
+    let evicted = successful_evictions(env, &ns.name);
     for pod in ["bare", "keep"] {
         assert_eq!(
             evicted.get(pod),
@@ -600,7 +560,7 @@ async fn bare_and_do_not_disrupt_pods_block_their_node_unless_forced() {
             "{pod} evicted under --force: {evicted:?}"
         );
     }
-    let after = get_node(&client, &node).await.unwrap();
+    let after = get_node(client, &node).await.unwrap();
     assert!(
         unschedulable(&after),
         "--retire none leaves the drained node cordoned"
@@ -609,27 +569,19 @@ async fn bare_and_do_not_disrupt_pods_block_their_node_unless_forced() {
         annotation(&after, "node-drain.io/state").as_deref(),
         Some("drained")
     );
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_restart_in_each_phase_completes_with_exactly_one_eviction_per_pod() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "drain-restart").await;
-    let pool = TestNodePool::create(
-        &client,
+    let scene = Scene::new(
         "drain-restart",
         "c-4x-amd64-linux",
         Some(json!([{"nodes": "100%"}])),
     )
     .await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
     let faults = ["intent", "cordon", "evict", "evict:panic", "wait", "retire"];
     w.spread_deployment("web", faults.len() as i32, SMALL).await;
     w.deployment(
@@ -707,7 +659,7 @@ async fn a_supervisor_restart_in_each_phase_completes_with_exactly_one_eviction_
             stdout.contains(&format!("{node_name}  drained")),
             "fault {fault}:\n{stdout}"
         );
-        let evicted = successful_evictions(&env, &ns.name);
+        let evicted = successful_evictions(env, &ns.name);
         for pod in &planned {
             assert_eq!(
                 evicted.get(pod),
@@ -716,8 +668,7 @@ async fn a_supervisor_restart_in_each_phase_completes_with_exactly_one_eviction_
             );
         }
     }
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 /// Starts `node-drain drain` in the background (a process the test can signal).
@@ -748,15 +699,9 @@ async fn wait_state(client: &kube::Client, node: &str, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "drain-signal").await;
-    let pool = TestNodePool::create(&client, "drain-signal", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("drain-signal", "c-4x-amd64-linux", None).await;
+    let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
+    let w = scene.workloads();
     w.deployment("web", 2, SMALL, 2).await;
     w.pdb("frozen", "web", None, Some(2)).await;
     let node = node_of(&w.wait_running("web", 2, Duration::from_secs(120)).await[0]);
@@ -773,8 +718,8 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
     ];
 
     // SIGINT mid-drain: the node is restored and the run says so (exit 1).
-    let child = spawn_drain(&env, &args);
-    wait_state(&client, &node, "draining").await;
+    let child = spawn_drain(env, &args);
+    wait_state(client, &node, "draining").await;
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -786,7 +731,7 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    let after = get_node(&client, &node).await.unwrap();
+    let after = get_node(client, &node).await.unwrap();
     assert!(!unschedulable(&after), "SIGINT restores: uncordoned");
     assert_eq!(
         annotation(&after, "node-drain.io/state").as_deref(),
@@ -794,11 +739,11 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
     );
 
     // SIGKILL mid-drain: the node stays cordoned with its state recorded...
-    let mut child = spawn_drain(&env, &args);
-    wait_state(&client, &node, "draining").await;
+    let mut child = spawn_drain(env, &args);
+    wait_state(client, &node, "draining").await;
     child.kill().unwrap();
     let _ = child.wait();
-    let killed = get_node(&client, &node).await.unwrap();
+    let killed = get_node(client, &node).await.unwrap();
     assert!(unschedulable(&killed), "a SIGKILL leaves the node cordoned");
     assert_eq!(
         annotation(&killed, "node-drain.io/state").as_deref(),
@@ -809,7 +754,7 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
     // ...and the next run restores it before it plans (its heartbeat is stale).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -830,35 +775,28 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
         stderr.contains("restored a node an earlier node-drain left mid-drain"),
         "{stderr}"
     );
-    let events = node_events(&client, &node).await;
+    let events = node_events(client, &node).await;
     assert!(
         events
             .iter()
             .any(|(r, note)| r == "DrainFailed" && note.contains("stopped mid-drain")),
         "{events:?}"
     );
-    let after = get_node(&client, &node).await.unwrap();
+    let after = get_node(client, &node).await.unwrap();
     assert!(!unschedulable(&after), "restored in the end");
     assert_eq!(
         w.pods("web").await.iter().filter(|p| pod_ready(p)).count(),
         2,
         "no pod lost"
     );
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_timeout_force_deletes_what_a_pdb_holds_and_retire_node_deletes_the_node() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "drain-force").await;
-    let pool = TestNodePool::create(&client, "drain-force", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("drain-force", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
     w.deployment("web", 2, SMALL, 2).await;
     w.pdb("frozen", "web", None, Some(2)).await;
     let pods = w.wait_running("web", 2, Duration::from_secs(120)).await;
@@ -870,7 +808,7 @@ async fn on_timeout_force_deletes_what_a_pdb_holds_and_retire_node_deletes_the_n
         .collect();
 
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -901,7 +839,7 @@ async fn on_timeout_force_deletes_what_a_pdb_holds_and_retire_node_deletes_the_n
         "--retire node deletes the Node: {stdout}"
     );
     // The PDB refused every eviction; the pods left by deletion with their own grace period.
-    let audit = audit_events(&env, &ns.name);
+    let audit = audit_events(env, &ns.name);
     for pod in &held {
         assert!(
             audit.iter().any(|e| e.verb == "delete"
@@ -913,13 +851,12 @@ async fn on_timeout_force_deletes_what_a_pdb_holds_and_retire_node_deletes_the_n
         );
     }
     assert!(
-        successful_evictions(&env, &ns.name).is_empty(),
+        successful_evictions(env, &ns.name).is_empty(),
         "the PDB never allowed an eviction"
     );
     wait_for("the Node object gone", Duration::from_secs(60), || async {
-        Ok(get_node(&client, &node).await.is_none().then_some(()))
+        Ok(get_node(client, &node).await.is_none().then_some(()))
     })
     .await;
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }

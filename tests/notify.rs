@@ -206,15 +206,9 @@ fn spawn_drain(env: &TestEnv, args: &[String]) -> tokio::task::JoinHandle<std::p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_drains_notify_slack_and_never_leak_the_webhook_or_wait_for_it() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "notify").await;
-    let pool = TestNodePool::create(&client, "notify", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("notify", "c-4x-amd64-linux", None).await;
+    let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
+    let w = scene.workloads();
     w.spread_deployment(
         "web",
         3,
@@ -235,14 +229,8 @@ async fn real_drains_notify_slack_and_never_leak_the_webhook_or_wait_for_it() {
     // 1. A planned wave: every message, with content.
     let ok = fake_slack(vec![Answer::Status(200, "ok")]).await;
     let url = format!("{}/services/T0/B0/{secret}", ok.server.url());
-    let query = format!(
-        "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
-        pool.name
-    );
-    wait_prometheus_value(&env, "Prometheus to count the NodePool", &query, |v| {
-        v == 12.0
-    })
-    .await;
+    // 3 nodes of 4 CPUs, 3 pods of 1 CPU.
+    wait_nodepool_cpu_metrics(env, &pool.name, Some(12.0), Some(3.0)).await;
     let args: Vec<String> = [
         "drain",
         "--nodepool-name",
@@ -257,7 +245,7 @@ async fn real_drains_notify_slack_and_never_leak_the_webhook_or_wait_for_it() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let out = spawn_drain(&env, &args).await.unwrap();
+    let out = spawn_drain(env, &args).await.unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let texts: Vec<String> = ok
@@ -312,7 +300,7 @@ async fn real_drains_notify_slack_and_never_leak_the_webhook_or_wait_for_it() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let running = spawn_drain(&env, &args);
+    let running = spawn_drain(env, &args);
     let nodes_api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
     wait_for(
         "the node drained while Slack hangs",
@@ -376,7 +364,7 @@ async fn real_drains_notify_slack_and_never_leak_the_webhook_or_wait_for_it() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let out = spawn_drain(&env, &args).await.unwrap();
+        let out = spawn_drain(env, &args).await.unwrap();
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "{stderr}");
         assert!(
@@ -400,7 +388,7 @@ async fn real_drains_notify_slack_and_never_leak_the_webhook_or_wait_for_it() {
 
     // Notifications off: one info line.
     let out = run_node_drain(
-        &env,
+        env,
         &[
             "drain",
             "--nodepool-name",
@@ -418,6 +406,5 @@ async fn real_drains_notify_slack_and_never_leak_the_webhook_or_wait_for_it() {
         "{}",
         text(&out.stderr)
     );
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }

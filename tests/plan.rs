@@ -60,15 +60,9 @@ async fn prometheus_value(env: &TestEnv, query: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn allocate_rate_equals_the_truth_from_the_api_server_with_a_daemonset() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "plan-truth").await;
-    let pool = TestNodePool::create(&client, "plan-truth", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("plan-truth", "c-4x-amd64-linux", None).await;
+    let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
+    let w = scene.workloads();
     w.deployment(
         "web",
         5,
@@ -149,8 +143,8 @@ async fn allocate_rate_equals_the_truth_from_the_api_server_with_a_daemonset() {
             &format!("Prometheus to see the NodePool's {resource}"),
             Duration::from_secs(120),
             || async {
-                let r = prometheus_value(&env, &requests_query).await;
-                let c = prometheus_value(&env, &usage_query).await;
+                let r = prometheus_value(env, &requests_query).await;
+                let c = prometheus_value(env, &usage_query).await;
                 let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= b * 1e-6);
                 if close(r, requested) && close(c, capacity) {
                     Ok(Some(()))
@@ -165,7 +159,7 @@ async fn allocate_rate_equals_the_truth_from_the_api_server_with_a_daemonset() {
     }
 
     let out = run(
-        &env,
+        env,
         &[
             "karpenter",
             "allocate-rate",
@@ -204,8 +198,7 @@ async fn allocate_rate_equals_the_truth_from_the_api_server_with_a_daemonset() {
             "missing seed log line {line:?} in:\n{stderr}"
         );
     }
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,21 +499,14 @@ async fn versions(
 
 #[tokio::test]
 async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "plan-dry").await;
-    let pool = TestNodePool::create(
-        &client,
+    let scene = Scene::new(
         "plan-dry",
         "c-4x-amd64-linux",
         Some(json!([{"nodes": "100%"}])),
     )
     .await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
 
     // Four nodes first, four more later: the oldest are known.
     w.spread_deployment(
@@ -547,18 +533,12 @@ async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
     let nodes = pool.wait_ready_nodes(8, Duration::from_secs(120)).await;
     w.wait_running("new", 4, Duration::from_secs(60)).await;
     let want: f64 = nodes.iter().map(|n| node_capacity(n, "cpu")).sum();
-    let q = format!(
-        "karpenter_nodepools_usage{{nodepool=\"{}\",resource_type=\"cpu\"}}",
-        pool.name
-    );
-    wait_prometheus_value(&env, "Prometheus to count 8 nodes' capacity", &q, |v| {
-        v == want
-    })
-    .await;
+    // 8 pods of 1 CPU.
+    wait_nodepool_cpu_metrics(env, &pool.name, Some(want), Some(8.0)).await;
 
-    let before = versions(&client, &pool, &ns.name).await;
+    let before = versions(client, pool, &ns.name).await;
     let out = run(
-        &env,
+        env,
         &[
             "drain",
             "--dry-run",
@@ -578,7 +558,7 @@ async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
     );
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
     let text_out = run(
-        &env,
+        env,
         &[
             "drain",
             "--dry-run",
@@ -591,7 +571,7 @@ async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
     .await;
     assert!(text_out.status.success());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = versions(&client, &pool, &ns.name).await;
+    let after = versions(client, pool, &ns.name).await;
     assert_eq!(
         before.len(),
         8 + 8 + 1 + 8,
@@ -643,6 +623,5 @@ async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
             "{printed}"
         );
     }
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }

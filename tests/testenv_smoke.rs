@@ -21,15 +21,9 @@ const SMALL: Requests = Requests {
 
 #[tokio::test]
 async fn a_deployment_makes_karpenter_create_nodeclaims_and_kwok_nodes() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "smoke-provision").await;
-    let pool = TestNodePool::create(&client, "smoke-provision", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("smoke-provision", "c-4x-amd64-linux", None).await;
+    let (client, pool) = (&scene.client, &scene.pool);
+    let w = scene.workloads();
 
     w.deployment("web", 10, SMALL, 2).await;
     let pods = w.wait_running("web", 10, Duration::from_secs(120)).await;
@@ -75,21 +69,14 @@ async fn a_deployment_makes_karpenter_create_nodeclaims_and_kwok_nodes() {
             "pod scheduled onto a node of the NodePool, got {on:?}"
         );
     }
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test]
 async fn evictions_honour_pod_disruption_budgets() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "smoke-pdb").await;
-    let pool = TestNodePool::create(&client, "smoke-pdb", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("smoke-pdb", "c-4x-amd64-linux", None).await;
+    let (client, ns) = (&scene.client, &scene.ns);
+    let w = scene.workloads();
 
     w.deployment("web", 2, SMALL, 2).await;
     w.pdb("web", "web", Some(0), None).await;
@@ -180,21 +167,14 @@ async fn evictions_honour_pod_disruption_budgets() {
         "the replacement was scheduled onto another node"
     );
     nodes.uncordon(&victim_node).await.unwrap();
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test]
 async fn prometheus_scrapes_karpenter_nodepool_usage() {
-    let env = TestEnv::load();
-    let client = env.client().await;
-    let ns = TestNamespace::create(&client, "smoke-prom").await;
-    let pool = TestNodePool::create(&client, "smoke-prom", "c-4x-amd64-linux", None).await;
-    let w = Workloads {
-        client: &client,
-        namespace: &ns.name,
-        nodepool: &pool.name,
-    };
+    let scene = Scene::new("smoke-prom", "c-4x-amd64-linux", None).await;
+    let (env, pool) = (&scene.env, &scene.pool);
+    let w = scene.workloads();
     w.deployment("web", 1, SMALL, 2).await;
     w.wait_running("web", 1, Duration::from_secs(120)).await;
 
@@ -203,15 +183,14 @@ async fn prometheus_scrapes_karpenter_nodepool_usage() {
         pool.name
     );
     let value = wait_prometheus_value(
-        &env,
+        env,
         "Prometheus to have the NodePool's usage",
         &query,
         |v| v > 0.0,
     )
     .await;
     assert!(value >= 1.0, "one node of 4 CPUs counted, got {value}");
-    ns.delete().await;
-    pool.delete().await;
+    scene.cleanup().await;
 }
 
 #[tokio::test]

@@ -291,6 +291,18 @@ impl TestNodePool {
         .await
     }
 
+    /// Sets `spec.limits` (e.g. `{"cpu": "32"}`): Karpenter never provisions past it.
+    pub async fn set_limits(&self, limits: Value) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &nodepool_resource());
+        api.patch(
+            &self.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"limits": limits}})),
+        )
+        .await
+        .expect("set NodePool limits");
+    }
+
     /// Deletes the NodePool; Karpenter then removes its NodeClaims and nodes.
     pub async fn delete(mut self) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &nodepool_resource());
@@ -651,4 +663,74 @@ pub async fn wait_prometheus_value(
         }
     })
     .await
+}
+
+/// What most cluster tests start from: the environment, a client, a namespace
+/// and a NodePool of their own (one instance type). `cleanup` at the end; the
+/// guards clean up after a panic.
+pub struct Scene {
+    pub env: TestEnv,
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub pool: TestNodePool,
+}
+
+impl Scene {
+    pub async fn new(prefix: &str, instance_type: &str, budgets: Option<Value>) -> Self {
+        let env = TestEnv::load();
+        let client = env.client().await;
+        let ns = TestNamespace::create(&client, prefix).await;
+        let pool = TestNodePool::create(&client, prefix, instance_type, budgets).await;
+        Self {
+            env,
+            client,
+            ns,
+            pool,
+        }
+    }
+
+    /// Workloads in the scene's namespace, pinned to its NodePool.
+    pub fn workloads(&self) -> Workloads<'_> {
+        Workloads {
+            client: &self.client,
+            namespace: &self.ns.name,
+            nodepool: &self.pool.name,
+        }
+    }
+
+    pub async fn cleanup(self) {
+        self.ns.delete().await;
+        self.pool.delete().await;
+    }
+}
+
+/// Waits until Prometheus has both of the NodePool's CPU metrics node-drain reads:
+/// capacity (`karpenter_nodepools_usage`) and requests (summed node metrics),
+/// each equal to the given value (None: any value above 0).
+pub async fn wait_nodepool_cpu_metrics(
+    env: &TestEnv,
+    nodepool: &str,
+    capacity: Option<f64>,
+    requests: Option<f64>,
+) {
+    let usage =
+        format!("karpenter_nodepools_usage{{nodepool=\"{nodepool}\",resource_type=\"cpu\"}}");
+    let requested = format!(
+        "sum(karpenter_nodes_total_pod_requests{{nodepool=\"{nodepool}\",resource_type=\"cpu\"}})"
+    );
+    let check = |want: Option<f64>| move |v: f64| want.map_or(v > 0.0, |w| (v - w).abs() < 1e-9);
+    wait_prometheus_value(
+        env,
+        "Prometheus to have the NodePool's CPU capacity",
+        &usage,
+        check(capacity),
+    )
+    .await;
+    wait_prometheus_value(
+        env,
+        "Prometheus to have the NodePool's CPU requests",
+        &requested,
+        check(requests),
+    )
+    .await;
 }
