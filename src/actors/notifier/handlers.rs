@@ -2,7 +2,7 @@ use std::sync::atomic::Ordering;
 
 use actix::{Handler, MessageResult, ResponseFuture};
 
-use super::{NotifierActor, NotifierStatsSnapshot};
+use super::NotifierActor;
 use crate::messages::{FlushNotifications, GetNotifierStats, Notify};
 
 impl Handler<Notify> for NotifierActor {
@@ -36,11 +36,5 @@ impl Handler<GetNotifierStats> for NotifierActor {
 
     fn handle(&mut self, _msg: GetNotifierStats, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.stats.snapshot())
-    }
-}
-
-impl NotifierActor {
-    pub fn stats_snapshot(&self) -> NotifierStatsSnapshot {
-        self.stats.snapshot()
     }
 }
