@@ -33,6 +33,18 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error with its causes (reqwest's Display stops at "error sending request").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A kube error as one readable line: the API server's code, reason and message
 /// (not kube's Debug of the Status), with what to check for the common ones.
 pub fn describe_kube(e: &kube::Error) -> String {
@@ -47,7 +59,7 @@ pub fn describe_kube(e: &kube::Error) -> String {
         }
         other => format!(
             "{} (is the API server reachable? check --kube-config and the kubeconfig's server)",
-            crate::prometheus::error_chain(other)
+            error_chain(other)
         ),
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::error::error_chain;
+
 /// One instant-vector sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -242,18 +244,6 @@ fn first_line(body: &str) -> String {
     } else {
         line.chars().take(300).collect()
     }
-}
-
-/// reqwest's Display hides the cause ("error sending request"): include the chain.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::actors::evictor::EvictorPool;
-use crate::actors::planner::node_ready;
+use crate::actors::planner::{node_pods, node_ready};
 use crate::karpenter::NodeClaim;
 use crate::messages::{NodeDrainFinished, PodRemoval, RemovePod};
 use crate::node_state::{HEARTBEAT, RUN_ID, STATE, WAS_UNSCHEDULABLE};
@@ -422,15 +422,12 @@ async fn plan_once(cx: &DrainContext, node: &Node) -> Result<Vec<PlannedRemoval>
     if let Some(planned) = cx.progress.get(&name).and_then(|p| p.planned.clone()) {
         return Ok(planned);
     }
-    let pods: Api<Pod> = Api::all(cx.client.clone());
-    let listed = pods
-        .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
+    let listed = node_pods(&cx.client, &name)
         .await
         .map_err(kube_err(format!("list pods of node {name}")))?;
     let ready = node_ready(node);
     let now = chrono::Utc::now();
     let planned: Vec<PlannedRemoval> = listed
-        .items
         .iter()
         .map(|pod| PlannedRemoval {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -604,12 +601,9 @@ async fn on_timeout(
         .get(&name)
         .and_then(|p| p.planned.clone())
         .unwrap_or_default();
-    let pods: Api<Pod> = Api::all(cx.client.clone());
-    let present: BTreeSet<String> = pods
-        .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
+    let present: BTreeSet<String> = node_pods(&cx.client, &name)
         .await
         .map_err(kube_err(format!("list pods of node {name}")))?
-        .items
         .into_iter()
         .filter_map(|p| p.metadata.uid)
         .collect();

@@ -78,15 +78,12 @@ pub fn node_ready(node: &Node) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// The pods bound to a node (one LIST with a field selector, no cluster-wide cache).
-pub async fn node_pods(client: &Client, node: &str) -> Result<Vec<Pod>> {
+/// The pods bound to a node (one LIST with a field selector, no cluster-wide
+/// cache). Used by the planner and by each node's drain, which maps the error.
+pub async fn node_pods(client: &Client, node: &str) -> kube::Result<Vec<Pod>> {
     let pods: Api<Pod> = Api::all(client.clone());
     let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
-    Ok(pods
-        .list(&params)
-        .await
-        .map_err(|e| Error::kube(format!("list pods of node {node}"), e))?
-        .items)
+    Ok(pods.list(&params).await?.items)
 }
 
 fn plan_pods(pods: &[Pod], node_ready: bool, now: DateTime<Utc>) -> Vec<PlannedPod> {
@@ -208,7 +205,9 @@ pub async fn plan(client: &Client, msg: PlanWave, now: DateTime<Utc>) -> Result<
         if node_skip_reason(node).is_some() {
             continue;
         }
-        let pods = node_pods(client, &node.name).await?;
+        let pods = node_pods(client, &node.name)
+            .await
+            .map_err(|e| Error::kube(format!("list pods of node {}", node.name), e))?;
         let planned = plan_pods(
             &pods,
             ready_by_node.get(&node.name).copied().unwrap_or(false),
