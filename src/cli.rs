@@ -169,13 +169,13 @@ pub struct DrainArgs {
     pub force: bool,
     /// What a node that is not drained within --drain-timeout gets.
     #[arg(long, value_enum, default_value = "restore")]
-    pub on_timeout: crate::actors::node_drain::OnTimeout,
+    pub on_timeout: crate::drain::OnTimeout,
     /// Bound on the whole drain of one node ("10m", "90s", "1h30m").
     #[arg(long, env = "DRAIN_TIMEOUT", default_value = "10m", value_parser = parse_timeout)]
     pub drain_timeout: std::time::Duration,
     /// How a drained node is retired.
     #[arg(long, value_enum, default_value = "nodeclaim")]
-    pub retire: crate::actors::node_drain::Retire,
+    pub retire: crate::drain::Retire,
     /// Evictions and deletions per second, cluster-wide.
     #[arg(long, env = "EVICTION_RATE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub eviction_rate: u32,
@@ -195,9 +195,7 @@ pub struct DrainArgs {
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    let d = crate::plan::budget::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration like 10m, 90s or 1h30m"))?;
-    let d = d.to_std().map_err(|e| e.to_string())?;
+    let d = crate::duration::parse_go_duration(text)?;
     if d.is_zero() {
         return Err("the drain timeout must be more than 0".into());
     }

@@ -1,28 +1,42 @@
 //! node-drain: safely drains and replaces the worker nodes of a Karpenter NodePool.
 //!
-//! Where things are decided (pure, unit-tested):
-//! - the allocate rate, the wave size and its caps: `plan`, `plan::wave`, `plan::budget`;
-//! - which nodes a wave takes: `plan::candidates`;
-//! - what happens to each pod: `pods::classify`.
-//!
-//! Where things are done: the actors in `actors`, driven by the commands in `commands`.
+//! Three layers:
+//! - **decide** (pure, table-tested, no IO): `plan` (the allocate rate, the wave
+//!   size and its caps, budgets, candidates) and `drain` (one node: pod
+//!   classification, the eviction answer policy, the recorded state, and the
+//!   state machine that names the next step);
+//! - **do**: `actors`, started once by `actors::start` and shared by every front;
+//! - **edges**: `k8s` (every API call), `commands` (one file per subcommand, each
+//!   a front that sends the actors messages), `prometheus`, `slack`.
 
+/// The actors of the design card and the one function that starts them.
 pub mod actors;
+/// clap only: flags and env vars into settings.
 pub mod cli;
+/// One file per subcommand; each is a front of the actors.
 pub mod commands;
+/// What happens to one node, decided without IO.
+pub mod drain;
+/// The one duration parser (Go syntax) for flags, budgets and annotations.
+pub mod duration;
+/// The crate's error and its exit codes.
 pub mod error;
-pub mod evict;
-pub mod karpenter;
-pub mod kube_client;
+/// Every Kubernetes API call.
+pub mod k8s;
+/// Every message the actors exchange.
 pub mod messages;
-pub mod node_state;
+/// The wave: allocate rates, size and caps, budgets, candidates.
 pub mod plan;
-pub mod pods;
-pub mod progress;
+/// The Prometheus / Mimir HTTP client.
 pub mod prometheus;
+/// SIGINT/SIGTERM, listened for once.
+pub mod shutdown;
+/// Slack incoming-webhook messages.
 pub mod slack;
+/// tracing setup.
 pub mod telemetry;
 pub mod time;
+/// Quantities ("500m", "2Gi") and their display.
 pub mod units;
 
 pub use error::{Error, Result};

@@ -687,7 +687,7 @@ async fn wait_state(client: &kube::Client, node: &str, want: &str) {
         || async {
             let n = get_node(client, node).await.ok_or("node gone")?;
             let state = annotation(&n, "node-drain.io/state");
-            if state.as_deref() == Some(want) && (want != "draining" || unschedulable(&n)) {
+            if state.as_deref() == Some(want) && (want != "cordoned" || unschedulable(&n)) {
                 Ok(Some(()))
             } else {
                 Err(format!("{state:?}"))
@@ -719,7 +719,7 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
 
     // SIGINT mid-drain: the node is restored and the run says so (exit 1).
     let child = spawn_drain(env, &args);
-    wait_state(client, &node, "draining").await;
+    wait_state(client, &node, "cordoned").await;
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -740,14 +740,14 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
 
     // SIGKILL mid-drain: the node stays cordoned with its state recorded...
     let mut child = spawn_drain(env, &args);
-    wait_state(client, &node, "draining").await;
+    wait_state(client, &node, "cordoned").await;
     child.kill().unwrap();
     let _ = child.wait();
     let killed = get_node(client, &node).await.unwrap();
     assert!(unschedulable(&killed), "a SIGKILL leaves the node cordoned");
     assert_eq!(
         annotation(&killed, "node-drain.io/state").as_deref(),
-        Some("draining"),
+        Some("cordoned"),
         "…with its state recorded"
     );
 

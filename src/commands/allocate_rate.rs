@@ -3,7 +3,7 @@
 
 use tracing::info;
 
-use super::{checked_nodepool, render, start_metrics, start_planner};
+use super::{checked_nodepool, render, start_actors};
 use crate::cli::{AllocateRateArgs, GlobalArgs, OutputFormat};
 use crate::error::Result;
 use crate::messages::{MeasureAllocateRates, PlanWave};
@@ -11,7 +11,11 @@ use crate::messages::{MeasureAllocateRates, PlanWave};
 pub async fn run(global: &GlobalArgs, args: AllocateRateArgs) -> Result<i32> {
     info!("Karpenter Allocate Rate 사용량 조회 커맨드를 실행합니다.");
     let nodepool = checked_nodepool(global)?;
-    let metrics = start_metrics(global)?;
+    let started = start_actors(global, true, 1, 1).await?;
+    let metrics = started
+        .actors
+        .metrics
+        .ok_or_else(|| crate::error::Error::Internal("no MetricsActor".into()))?;
     let rates = metrics
         .send(MeasureAllocateRates {
             nodepool: nodepool.clone(),
@@ -25,8 +29,9 @@ pub async fn run(global: &GlobalArgs, args: AllocateRateArgs) -> Result<i32> {
         cpuAllocateRate = format!("{} %", rates.cpu.allocate_rate_percent).as_str(),
         "Karpenter"
     );
-    let planner = start_planner(global).await?;
-    let plan = planner
+    let plan = started
+        .actors
+        .planner
         .send(PlanWave {
             nodepool,
             rates: Some(rates),

@@ -1,4 +1,4 @@
-//! One file per command. `run` wires the actors a command needs and maps its
+//! One file per command; a command is a front of the actors. `run` maps its
 //! outcome to the exit code (SPEC §1).
 
 mod allocate_rate;
@@ -6,14 +6,15 @@ mod drain;
 pub mod progress_bars;
 pub mod render;
 
-use actix::{Actor, Addr};
 use tracing::error;
 
-use crate::actors::{MetricsActor, PlannerActor};
+use crate::actors::planner::Identity;
+use crate::actors::{Actors, Deps};
 use crate::cli::{Cli, Command, GlobalArgs, KarpenterCommand};
 use crate::error::{Error, Result};
 use crate::plan::validate_nodepool_name;
 use crate::prometheus::PrometheusClient;
+use crate::slack::WebhookUrl;
 
 /// Runs the command inside the actix system; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
@@ -32,20 +33,49 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
-/// The MetricsActor for the configured Prometheus.
-fn start_metrics(global: &GlobalArgs) -> Result<Addr<MetricsActor>> {
-    let prometheus = PrometheusClient::new(
-        &global.prometheus_address,
-        &global.prometheus_org_id,
-        std::time::Duration::from_secs(global.prometheus_timeout_seconds),
-    )?;
-    Ok(MetricsActor::new(prometheus, global.karpenter_metrics).start())
+/// The actors, with what a command keeps beside them.
+pub struct Started {
+    pub actors: Actors,
+    pub client: kube::Client,
+    pub holder: String,
 }
 
-/// The PlannerActor with the one API client.
-async fn start_planner(global: &GlobalArgs) -> Result<Addr<PlannerActor>> {
-    let client = crate::kube_client::client(global.kube_config).await?;
-    Ok(PlannerActor::new(client).start())
+/// Validates the global flags and starts every actor once.
+async fn start_actors(
+    global: &GlobalArgs,
+    with_prometheus: bool,
+    eviction_rate: u32,
+    eviction_burst: u32,
+) -> Result<Started> {
+    let slack = WebhookUrl::parse(&global.slack_webhook_url).map_err(Error::Usage)?;
+    let prometheus = if with_prometheus {
+        Some(PrometheusClient::new(
+            &global.prometheus_address,
+            &global.prometheus_org_id,
+            std::time::Duration::from_secs(global.prometheus_timeout_seconds),
+        )?)
+    } else {
+        None
+    };
+    let client = crate::k8s::client(global.kube_config).await?;
+    let identity = Identity::from_env();
+    let holder = identity.holder.clone();
+    let actors = crate::actors::start(Deps {
+        client: client.clone(),
+        prometheus,
+        karpenter_metrics: global.karpenter_metrics,
+        slack,
+        cluster: global.cluster_name.clone(),
+        eviction_rate,
+        eviction_burst,
+        identity,
+        fault: crate::actors::node_drain::Fault::from_env(),
+    });
+    Ok(Started {
+        actors,
+        client,
+        holder,
+    })
 }
 
 fn checked_nodepool(global: &GlobalArgs) -> Result<String> {

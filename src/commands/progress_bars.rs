@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::progress::{DrainOutcome, Progress};
+use crate::drain::progress::Progress;
+use crate::drain::DrainOutcome;
 
 pub struct Bars {
     bars: Vec<(String, ProgressBar)>,
@@ -43,12 +44,15 @@ impl Bars {
             let Some(p) = progress.get(node) else {
                 continue;
             };
-            let planned = p.planned.as_ref().map(|v| v.len()).unwrap_or(0) as u64;
-            bar.set_length(planned);
-            bar.set_position(p.removed.len() as u64);
+            let (removed, planned) = p.removed_of_planned();
+            bar.set_length(planned as u64);
+            bar.set_position(removed as u64);
             match &p.outcome {
-                Some(DrainOutcome::Drained { retired }) => {
+                Some(DrainOutcome::Drained { retired, .. }) => {
                     bar.finish_with_message(format!("drained; {retired}"))
+                }
+                Some(DrainOutcome::RetiredElsewhere) => {
+                    bar.finish_with_message("deleted by someone else".to_string())
                 }
                 Some(DrainOutcome::Failed { reason, .. }) => {
                     bar.abandon_with_message(format!("NOT drained: {reason}"))
@@ -66,7 +70,7 @@ impl Bars {
                                 .join(", ")
                         )
                     };
-                    bar.set_message(format!("{}{pdbs}", p.phase.name()));
+                    bar.set_message(format!("{}{pdbs}", p.step_name()));
                 }
             }
         }

@@ -2,8 +2,10 @@
 
 use std::fmt::Write;
 
+use crate::drain::pods::PodAction;
+use crate::drain::DrainOutcome;
+use crate::messages::RunReport;
 use crate::plan::WavePlan;
-use crate::pods::PodAction;
 use crate::units::format_resource;
 
 pub fn json<T: serde::Serialize>(value: &T) -> String {
@@ -73,7 +75,7 @@ pub fn plan_text(plan: &WavePlan) -> String {
                 PodAction::DeleteFinished => "delete (finished)".to_string(),
                 PodAction::WaitTerminating => "wait (already terminating)".to_string(),
                 PodAction::Skip(reason) => format!("skip ({reason})"),
-                PodAction::Block(reason) => format!("BLOCKS ({reason})"),
+                PodAction::Block { reason, .. } => format!("BLOCKS ({reason})"),
             };
             let _ = writeln!(out, "       {:<40} {}", pod.pod, what);
         }
@@ -85,47 +87,44 @@ pub fn plan_text(plan: &WavePlan) -> String {
 }
 
 /// The end of a drain run: one line per node and the totals.
-pub fn run_summary(
-    run_id: &str,
-    results: &[crate::messages::NodeDrainFinished],
-    elapsed: std::time::Duration,
-) -> String {
-    use crate::progress::DrainOutcome;
+pub fn run_summary(report: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Run {run_id} finished in {:.1}s",
-        elapsed.as_secs_f64()
+        "Run {} finished in {:.1}s",
+        report.run_id,
+        report.elapsed.as_secs_f64()
     );
-    for r in results {
-        match &r.outcome {
-            DrainOutcome::Drained { retired } => {
-                let _ = writeln!(
-                    out,
-                    "  {}  drained: {} evicted, {} force-deleted; {retired}",
-                    r.node, r.pods_evicted, r.pods_force_deleted
-                );
-            }
-            DrainOutcome::Failed { reason, blockers } => {
-                let _ = writeln!(
-                    out,
-                    "  {}  NOT drained ({reason}): {}",
-                    r.node,
-                    blockers.join(", ")
-                );
-            }
-        }
+    for r in &report.nodes {
+        let _ = match &r.outcome {
+            DrainOutcome::Drained { retired, .. } => writeln!(
+                out,
+                "  {}  drained: {} evicted, {} force-deleted; {retired}",
+                r.node, r.pods_evicted, r.pods_force_deleted
+            ),
+            DrainOutcome::RetiredElsewhere => writeln!(
+                out,
+                "  {}  drained: {} evicted, {} force-deleted; retired by someone else (the node was deleted while draining)",
+                r.node, r.pods_evicted, r.pods_force_deleted
+            ),
+            DrainOutcome::Failed { reason, blockers } => writeln!(
+                out,
+                "  {}  NOT drained ({reason}): {}",
+                r.node,
+                blockers.join(", ")
+            ),
+        };
     }
-    let evicted: usize = results.iter().map(|r| r.pods_evicted).sum();
-    let forced: usize = results.iter().map(|r| r.pods_force_deleted).sum();
-    let drained = results
-        .iter()
-        .filter(|r| matches!(r.outcome, DrainOutcome::Drained { .. }))
-        .count();
+    for node in &report.unfinished {
+        let _ = writeln!(out, "  {node}  NOT drained (did not finish)");
+    }
+    let evicted: usize = report.nodes.iter().map(|r| r.pods_evicted).sum();
+    let forced: usize = report.nodes.iter().map(|r| r.pods_force_deleted).sum();
+    let drained = report.nodes.iter().filter(|r| r.outcome.drained()).count();
     let _ = writeln!(
         out,
         "Totals: {drained} of {} nodes drained, {evicted} pods evicted, {forced} force-deleted",
-        results.len()
+        report.nodes.len() + report.unfinished.len()
     );
     out
 }

@@ -135,28 +135,10 @@ fn expand_macro(schedule: &str) -> String {
     }
 }
 
-/// Parses a Go-style duration of hours, minutes and seconds ("8h", "1h30m", "90s", "10m0s").
+/// Parses a budget's Go duration ("8h", "1h30m", "90s", "10m0s", "1.5h").
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::zero();
-    let mut number = String::new();
-    if text.is_empty() {
-        return None;
-    }
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let value: i64 = number.parse().ok()?;
-        number.clear();
-        total += match c {
-            'h' => Duration::hours(value),
-            'm' => Duration::minutes(value),
-            's' => Duration::seconds(value),
-            _ => return None,
-        };
-    }
-    number.is_empty().then_some(total)
+    let d = crate::duration::parse_go_duration(text).ok()?;
+    Duration::from_std(d).ok()
 }
 
 #[cfg(test)]

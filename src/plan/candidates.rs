@@ -21,6 +21,14 @@ pub struct NodeFacts {
     pub control_plane: bool,
     /// node-drain's own annotations say a drain of it is under way.
     pub being_drained: bool,
+    /// node-drain drained it and it was not retired (`--retire none`, no NodeClaim).
+    pub drained: bool,
+    /// Unschedulable, and not by a drain node-drain records.
+    pub cordoned_by_other: bool,
+    /// Karpenter is disrupting it (`karpenter.sh/disrupted` taint).
+    pub disrupted: bool,
+    /// node-drain itself runs on it: drained last in its wave.
+    pub hosts_self: bool,
 }
 
 /// Why a node is not in the wave.
@@ -31,6 +39,9 @@ pub enum SkipReason {
     DoNotDisrupt,
     ControlPlane,
     AlreadyDraining,
+    AlreadyDrained,
+    CordonedByOther,
+    Disrupted,
     /// Holds pods that block a drain (named, with why).
     BlockingPods {
         pods: Vec<String>,
@@ -46,6 +57,14 @@ impl std::fmt::Display for SkipReason {
             }
             SkipReason::ControlPlane => write!(f, "control-plane node"),
             SkipReason::AlreadyDraining => write!(f, "node-drain is already draining it"),
+            SkipReason::AlreadyDrained => {
+                write!(
+                    f,
+                    "node-drain already drained it (not retired); it counts against the budget"
+                )
+            }
+            SkipReason::CordonedByOther => write!(f, "cordoned by someone else"),
+            SkipReason::Disrupted => write!(f, "Karpenter is disrupting it"),
             SkipReason::BlockingPods { pods } => {
                 write!(f, "holds blocking pods: {}", pods.join(", "))
             }
@@ -62,20 +81,30 @@ pub fn order_oldest_first(nodes: &mut [NodeFacts]) {
 pub fn node_skip_reason(node: &NodeFacts) -> Option<SkipReason> {
     if node.deleting {
         Some(SkipReason::Deleting)
+    } else if node.disrupted {
+        Some(SkipReason::Disrupted)
     } else if node.control_plane {
         Some(SkipReason::ControlPlane)
     } else if node.do_not_disrupt {
         Some(SkipReason::DoNotDisrupt)
     } else if node.being_drained {
         Some(SkipReason::AlreadyDraining)
+    } else if node.drained {
+        Some(SkipReason::AlreadyDrained)
+    } else if node.cordoned_by_other {
+        Some(SkipReason::CordonedByOther)
     } else {
         None
     }
 }
 
-/// Nodes counted by Karpenter's budgets as already disrupted: deleting or NotReady.
+/// Nodes counted by the budgets as already disrupted: deleting, NotReady, being
+/// disrupted by Karpenter, or drained by node-drain and not retired.
 pub fn disrupting_count(nodes: &[NodeFacts]) -> usize {
-    nodes.iter().filter(|n| n.deleting || !n.ready).count()
+    nodes
+        .iter()
+        .filter(|n| n.deleting || !n.ready || n.disrupted || n.drained)
+        .count()
 }
 
 /// One node in the plan, chosen or not.
@@ -87,6 +116,8 @@ pub struct Candidate {
     pub chosen: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<SkipReason>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hosts_self: bool,
 }
 
 /// Walks the nodes oldest first and chooses up to `wave_size` of them.
@@ -99,7 +130,7 @@ where
     let mut ordered = nodes.to_vec();
     order_oldest_first(&mut ordered);
     let mut chosen = 0;
-    ordered
+    let mut candidates: Vec<Candidate> = ordered
         .into_iter()
         .map(|node| {
             let mut skipped = node_skip_reason(&node);
@@ -118,9 +149,14 @@ where
                 created: node.created,
                 chosen: pick,
                 skipped,
+                hosts_self: node.hosts_self,
             }
         })
-        .collect()
+        .collect();
+    // The node node-drain runs on goes last among the chosen: draining it may
+    // move node-drain itself, so every other node is started first.
+    candidates.sort_by_key(|c| c.chosen && c.hosts_self);
+    candidates
 }
 
 #[cfg(test)]
@@ -136,6 +172,10 @@ mod tests {
             do_not_disrupt: false,
             control_plane: false,
             being_drained: false,
+            drained: false,
+            cordoned_by_other: false,
+            disrupted: false,
+            hosts_self: false,
         }
     }
 
@@ -211,10 +251,39 @@ mod tests {
     }
 
     #[test]
-    fn disrupting_counts_deleting_and_not_ready() {
-        let mut nodes = vec![node("a", 1), node("b", 2), node("c", 3)];
+    fn disrupting_counts_deleting_not_ready_disrupted_and_drained() {
+        let mut nodes = vec![
+            node("a", 1),
+            node("b", 2),
+            node("c", 3),
+            node("d", 4),
+            node("e", 5),
+        ];
         nodes[0].deleting = true;
         nodes[1].ready = false;
-        assert_eq!(disrupting_count(&nodes), 2);
+        nodes[2].disrupted = true;
+        nodes[3].drained = true;
+        assert_eq!(disrupting_count(&nodes), 4);
+    }
+
+    #[test]
+    fn drained_cordoned_and_disrupted_nodes_are_not_candidates() {
+        let mut nodes: Vec<_> = (0..5).map(|i| node(&format!("n{i}"), i)).collect();
+        nodes[0].drained = true;
+        nodes[1].cordoned_by_other = true;
+        nodes[2].disrupted = true;
+        let plan = select(&nodes, 2, |_| vec![]);
+        assert_eq!(chosen(&plan), vec!["n3", "n4"]);
+        assert_eq!(plan[0].skipped, Some(SkipReason::AlreadyDrained));
+        assert_eq!(plan[1].skipped, Some(SkipReason::CordonedByOther));
+        assert_eq!(plan[2].skipped, Some(SkipReason::Disrupted));
+    }
+
+    #[test]
+    fn the_node_hosting_node_drain_goes_last_in_its_wave() {
+        let mut nodes: Vec<_> = (0..4).map(|i| node(&format!("n{i}"), i)).collect();
+        nodes[0].hosts_self = true;
+        let plan = select(&nodes, 3, |_| vec![]);
+        assert_eq!(chosen(&plan), vec!["n1", "n2", "n0"]);
     }
 }

@@ -8,7 +8,7 @@ pub mod wave;
 
 use serde::Serialize;
 
-use crate::pods::PodAction;
+use crate::drain::PlannedRemoval;
 
 /// The resources the allocate rate is computed for, by Karpenter's `resource_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -143,16 +143,6 @@ impl AllocateRates {
     }
 }
 
-/// A pod of a chosen node and what the drain would do with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlannedPod {
-    pub pod: String,
-    pub uid: String,
-    #[serde(flatten)]
-    pub action: PodAction,
-}
-
 /// One node of the plan with, when chosen, its pods.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -160,7 +150,7 @@ pub struct PlannedNode {
     #[serde(flatten)]
     pub candidate: candidates::Candidate,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pods: Vec<PlannedPod>,
+    pub pods: Vec<PlannedRemoval>,
 }
 
 /// The whole plan of one wave.

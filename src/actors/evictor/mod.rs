@@ -1,45 +1,43 @@
 //! The PodEvictorActor pool: every eviction and deletion node-drain makes goes
 //! through here, rate-limited cluster-wide by one governor limiter
 //! (`--eviction-rate` per second, `--eviction-burst`). Each request carries the
-//! planned pod UID as a precondition, so a new pod under the same name is never
-//! touched. The answer is mapped by `crate::evict::eviction_verdict`.
+//! planned pod UID as a precondition. The answer is mapped by
+//! `drain::eviction::eviction_verdict`; how the removal went is recorded in the
+//! node's progress as well as answered, so a node actor restarted meanwhile
+//! loses nothing. A stopped node (its token cancelled) gets no further request.
 
 mod actor;
 mod handlers;
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, EvictParams, Preconditions};
 use kube::Client;
 use tracing::{info, warn};
 
-use crate::evict::{eviction_verdict, pdb_backoff, EvictionVerdict};
-use crate::messages::{PodRemoval, RemovePod};
-use crate::pods::PodAction;
-use crate::progress::{PlannedRemoval, Progress};
+use crate::drain::eviction::{eviction_verdict, pdb_backoff, transient_backoff, EvictionVerdict};
+use crate::drain::progress::{Progress, Removal};
+use crate::k8s::pods::{remove, RemovalRequest};
+use crate::messages::RemovePod;
 
 /// What every evictor of the pool shares.
 pub struct EvictorShared {
     client: Client,
     /// The one cluster-wide limiter of eviction and deletion requests.
     limiter: DefaultDirectRateLimiter,
-    /// Where in-flight and removed UIDs are recorded per node.
+    /// Where each removal is recorded per node.
     progress: Progress,
-    /// Set on SIGINT/SIGTERM: stop retrying.
-    stop: Arc<AtomicBool>,
 }
 
 pub struct PodEvictorActor {
     shared: Arc<EvictorShared>,
 }
 
-/// A fixed set of evictors behind one limiter; `send` spreads work round-robin.
+/// A fixed set of evictors behind one limiter; `remove` spreads work round-robin.
 #[derive(Clone)]
 pub struct EvictorPool {
     actors: Arc<Vec<Addr<PodEvictorActor>>>,
@@ -50,7 +48,6 @@ impl EvictorPool {
     pub fn start(
         client: Client,
         progress: Progress,
-        stop: Arc<AtomicBool>,
         rate_per_second: u32,
         burst: u32,
         size: usize,
@@ -61,7 +58,6 @@ impl EvictorPool {
             client,
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             progress,
-            stop,
         });
         let actors = (0..size.max(1))
             .map(|_| {
@@ -77,59 +73,95 @@ impl EvictorPool {
         }
     }
 
-    pub async fn remove(&self, msg: RemovePod) -> PodRemoval {
+    /// Hands the removal to an evictor now; the returned future answers how it
+    /// went. The removal goes on even if that future is dropped (a node actor
+    /// that fails mid-eviction): its answer is recorded in the progress map.
+    pub fn remove(&self, msg: RemovePod) -> impl std::future::Future<Output = Removal> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.actors.len();
-        match self.actors[i].send(msg).await {
-            Ok(result) => result,
-            Err(e) => PodRemoval::Failed {
-                reason: format!("evictor mailbox: {e}"),
-            },
+        let evictor = self.actors[i].clone();
+        let handle = tokio::spawn(async move { evictor.send(msg).await });
+        async move {
+            match handle.await {
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) => Removal::Failed {
+                    reason: format!("evictor mailbox: {e}"),
+                    code: None,
+                },
+                Err(e) => Removal::Failed {
+                    reason: format!("evictor task: {e}"),
+                    code: None,
+                },
+            }
         }
     }
 }
 
-fn record(shared: &EvictorShared, node: &str, uid: &str, done: Option<bool>) {
+fn record(shared: &EvictorShared, node: &str, uid: &str, removal: &Removal) {
     if let Some(mut p) = shared.progress.get_mut(node) {
-        match done {
-            None => {
-                p.in_flight.insert(uid.to_string());
-            }
-            Some(removed) => {
-                p.in_flight.remove(uid);
-                if removed {
-                    p.removed.insert(uid.to_string());
-                }
-            }
-        }
+        p.removals.insert(uid.to_string(), removal.clone());
     }
+}
+
+/// Whether this run may still mutate the node: not stopped, and its ownership
+/// confirmed recently (a paused process that wakes up past its fence waits for
+/// the next heartbeat instead of sending).
+fn may_send(shared: &EvictorShared, node: &str) -> bool {
+    shared.progress.get(node).is_some_and(|p| {
+        p.stop.is_none()
+            && p.owned_until
+                .is_some_and(|t| tokio::time::Instant::now() < t)
+    })
 }
 
 /// Removes one planned pod, retrying as the verdict says until the deadline.
-pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> PodRemoval {
-    let pod = &msg.pod;
-    let pod_name = format!("{}/{}", pod.namespace, pod.name);
-    match &pod.action {
-        PodAction::ForceDelete(reason) => info!(
-            pod = pod_name.as_str(),
-            status = reason.as_str(),
-            "문제 상태 파드 강제 삭제"
-        ),
-        PodAction::DeleteFinished => info!(pod = pod_name.as_str(), "finished pod deleted"),
-        _ => info!(pod = pod_name.as_str(), "파드 eviction 시작"),
+pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
+    let pod_name = msg.pod.to_string();
+    match msg.how {
+        RemovalRequest::DeleteNow => {
+            info!(pod = pod_name.as_str(), "문제 상태 파드 강제 삭제")
+        }
+        RemovalRequest::Delete => info!(pod = pod_name.as_str(), "pod deleted"),
+        RemovalRequest::Evict => info!(pod = pod_name.as_str(), "파드 eviction 시작"),
     }
-    record(shared, &msg.node, &pod.uid, None);
+    record(shared, &msg.node, &msg.uid, &Removal::InFlight);
+    let forced = msg.how != RemovalRequest::Evict;
     let mut attempt = 0u32;
     let result = loop {
-        shared.limiter.until_ready().await;
-        let verdict = request(&shared.client, pod).await;
+        tokio::select! {
+            _ = msg.stop.cancelled() => break Removal::Stopped,
+            _ = shared.limiter.until_ready() => {}
+        }
+        if msg.stop.is_cancelled() {
+            break Removal::Stopped;
+        }
+        if !may_send(shared, &msg.node) {
+            break Removal::Failed {
+                reason: "this run's ownership of the node is not confirmed".into(),
+                code: None,
+            };
+        }
+        let verdict = match remove(&shared.client, &msg.pod, &msg.uid, msg.how).await {
+            Ok(()) => EvictionVerdict::Evicted,
+            Err(e) => verdict_of(e),
+        };
         let wait = match verdict {
-            EvictionVerdict::Evicted | EvictionVerdict::AlreadyGone => break PodRemoval::Removed,
-            EvictionVerdict::Blocked { reason } => break PodRemoval::Blocked { reason },
-            EvictionVerdict::Failed { reason } => break PodRemoval::Failed { reason },
+            EvictionVerdict::Evicted | EvictionVerdict::AlreadyGone => {
+                break Removal::Removed { forced }
+            }
+            EvictionVerdict::Blocked { reason } => break Removal::Blocked { reason },
+            EvictionVerdict::Failed { reason } => {
+                break Removal::Failed {
+                    code: reason
+                        .strip_prefix("HTTP ")
+                        .and_then(|r| r.get(..3))
+                        .and_then(|c| c.parse().ok()),
+                    reason,
+                }
+            }
             EvictionVerdict::RetryPdb { pdb } => {
                 note_pdb_refusal(shared, &msg.node, &pod_name, pdb.as_deref());
                 if tokio::time::Instant::now() >= msg.deadline {
-                    break PodRemoval::TimedOut { pdb };
+                    break Removal::Refused { pdb };
                 }
                 pdb_backoff(attempt, 0.2, fastrand::f64())
             }
@@ -138,35 +170,54 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> PodRemoval {
                 warn!(
                     pod = pod_name.as_str(),
                     reason = reason.as_str(),
-                    "eviction refused for now; retrying"
+                    "removal refused for now; retrying"
                 );
-                Duration::from_secs(2)
+                transient_backoff(attempt, fastrand::f64())
             }
         };
         attempt += 1;
         let now = tokio::time::Instant::now();
-        if now >= msg.deadline || shared.stop.load(Ordering::SeqCst) {
-            break PodRemoval::TimedOut {
+        if now >= msg.deadline {
+            break Removal::Refused {
                 pdb: pdb_of(shared, &msg.node),
             };
         }
-        // Sleep at most to the deadline (then try once more), waking each
-        // second to notice an interruption.
+        // Sleep at most to the deadline (then try once more); a stop ends it at once.
         let until = (now + wait).min(msg.deadline);
-        while tokio::time::Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
-            tokio::time::sleep_until(
-                until.min(tokio::time::Instant::now() + Duration::from_secs(1)),
-            )
-            .await;
+        tokio::select! {
+            _ = msg.stop.cancelled() => break Removal::Stopped,
+            _ = tokio::time::sleep_until(until) => {}
         }
     };
-    record(
-        shared,
-        &msg.node,
-        &pod.uid,
-        Some(result == PodRemoval::Removed),
-    );
+    record(shared, &msg.node, &msg.uid, &result);
     result
+}
+
+fn verdict_of(e: kube::Error) -> EvictionVerdict {
+    match e {
+        kube::Error::Api(status) => {
+            let causes: Vec<(String, String)> = status
+                .details
+                .as_ref()
+                .map(|d| {
+                    d.causes
+                        .iter()
+                        .map(|c| (c.reason.clone(), c.message.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let retry = status
+                .details
+                .as_ref()
+                .map(|d| d.retry_after_seconds)
+                .unwrap_or(0);
+            eviction_verdict(status.code, &status.message, &causes, retry)
+        }
+        // The API server did not answer: transient, bounded by the deadline.
+        other => EvictionVerdict::RetryLater {
+            reason: crate::error::error_chain(&other),
+        },
+    }
 }
 
 /// Logs a PDB's refusal the first time it refuses on this node, then counts quietly.
@@ -196,71 +247,4 @@ fn pdb_of(shared: &EvictorShared, node: &str) -> Option<String> {
         .progress
         .get(node)
         .and_then(|p| p.pdb_refusals.keys().next().cloned())
-}
-
-/// One request for the pod, by its planned action; the answer as a verdict.
-async fn request(client: &Client, pod: &PlannedRemoval) -> EvictionVerdict {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-    let preconditions = Some(Preconditions {
-        uid: Some(pod.uid.clone()),
-        resource_version: None,
-    });
-    let result = match &pod.action {
-        PodAction::ForceDelete(_) => api
-            .delete(
-                &pod.name,
-                &DeleteParams {
-                    grace_period_seconds: Some(0),
-                    preconditions,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map(|_| ()),
-        PodAction::DeleteFinished => api
-            .delete(
-                &pod.name,
-                &DeleteParams {
-                    preconditions,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map(|_| ()),
-        _ => {
-            let params = EvictParams {
-                delete_options: Some(DeleteParams {
-                    preconditions,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            api.evict(&pod.name, &params).await.map(|_| ())
-        }
-    };
-    match result {
-        Ok(()) => EvictionVerdict::Evicted,
-        Err(kube::Error::Api(status)) => {
-            let causes: Vec<(String, String)> = status
-                .details
-                .as_ref()
-                .map(|d| {
-                    d.causes
-                        .iter()
-                        .map(|c| (c.reason.clone(), c.message.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let retry = status
-                .details
-                .as_ref()
-                .map(|d| d.retry_after_seconds)
-                .unwrap_or(0);
-            eviction_verdict(status.code, &status.message, &causes, retry)
-        }
-        // The API server did not answer: transient, bounded by the deadline.
-        Err(other) => EvictionVerdict::RetryLater {
-            reason: other.to_string(),
-        },
-    }
 }

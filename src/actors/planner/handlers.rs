@@ -1,8 +1,14 @@
-use actix::{Handler, ResponseFuture};
+//! PlannerActor's handlers: each a few lines calling a method.
+
+use actix::{Handler, MessageResult, ResponseFuture};
+use tokio::sync::oneshot;
 
 use super::PlannerActor;
-use crate::error::Result;
-use crate::messages::PlanWave;
+use crate::error::{Error, Result};
+use crate::messages::{
+    AwaitRun, CancelNode, CancelRun, GetStatus, NodeDrainFinished, PlanWave, RunId, RunReport,
+    StartRun,
+};
 use crate::plan::WavePlan;
 
 impl Handler<PlanWave> for PlannerActor {
@@ -10,6 +16,76 @@ impl Handler<PlanWave> for PlannerActor {
 
     fn handle(&mut self, msg: PlanWave, _ctx: &mut Self::Context) -> Self::Result {
         let client = self.client.clone();
-        Box::pin(async move { super::plan(&client, msg, chrono::Utc::now()).await })
+        let identity = self.deps.identity.clone();
+        Box::pin(async move {
+            super::plan::plan(
+                &client,
+                msg,
+                chrono::Utc::now(),
+                identity.own_pod.as_ref(),
+                identity.own_node.as_deref(),
+            )
+            .await
+        })
+    }
+}
+
+impl Handler<StartRun> for PlannerActor {
+    type Result = Result<RunId>;
+
+    fn handle(&mut self, msg: StartRun, ctx: &mut Self::Context) -> Self::Result {
+        self.start_run(msg, ctx)
+    }
+}
+
+impl Handler<AwaitRun> for PlannerActor {
+    type Result = ResponseFuture<Result<RunReport>>;
+
+    fn handle(&mut self, msg: AwaitRun, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(run) = self.runs.get_mut(&msg.run_id) else {
+            let id = msg.run_id;
+            return Box::pin(async move { Err(Error::Usage(format!("no run {id}"))) });
+        };
+        if let Some(report) = run.report.clone() {
+            return Box::pin(async move { Ok(report) });
+        }
+        let (tx, rx) = oneshot::channel();
+        run.waiters.push(tx);
+        Box::pin(async move {
+            rx.await
+                .map_err(|_| Error::Internal("the run ended without a report".into()))
+        })
+    }
+}
+
+impl Handler<NodeDrainFinished> for PlannerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeDrainFinished, _ctx: &mut Self::Context) {
+        self.node_finished(msg)
+    }
+}
+
+impl Handler<CancelRun> for PlannerActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CancelRun, _ctx: &mut Self::Context) -> usize {
+        self.cancel_run(msg.run_id.as_deref(), &msg.reason)
+    }
+}
+
+impl Handler<CancelNode> for PlannerActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: CancelNode, _ctx: &mut Self::Context) -> bool {
+        self.stop_node(&msg.node, &msg.reason)
+    }
+}
+
+impl Handler<GetStatus> for PlannerActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _msg: GetStatus, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.status())
     }
 }

@@ -10,6 +10,7 @@
 //! | 429 otherwise (API priority and fairness) | wait Retry-After (default 1 s) |
 //! | 500 "more than one PodDisruptionBudget" | blocked: a person must fix the PDBs |
 //! | 403 in a terminating namespace | retry later (the namespace deletes the pod) |
+//! | other 5xx (etcd timeout, API server restarting) | retry later: transient |
 //! | anything else | failed |
 
 use std::time::Duration;
@@ -82,6 +83,9 @@ pub fn eviction_verdict(
                 reason: message.to_string(),
             }
         }
+        500..=599 => EvictionVerdict::RetryLater {
+            reason: format!("HTTP {code}: {message}"),
+        },
         _ => EvictionVerdict::Failed {
             reason: format!("HTTP {code}: {message}"),
         },
@@ -92,6 +96,13 @@ pub fn eviction_verdict(
 fn pdb_name(cause: &str) -> Option<String> {
     let rest = cause.strip_prefix("The disruption budget ")?;
     rest.split_whitespace().next().map(str::to_string)
+}
+
+/// Backoff before retrying after a transient failure (5xx, no answer): 500 ms
+/// doubling to 10 s, with the same jitter as `pdb_backoff`.
+pub fn transient_backoff(attempt: u32, unit: f64) -> Duration {
+    let base = (500u64 << attempt.min(5)).min(10_000) as f64;
+    Duration::from_millis((base * (0.8 + 0.4 * unit)) as u64)
 }
 
 /// Backoff before retrying an eviction a PDB refused: 1 s doubling to 10 s,
@@ -159,7 +170,9 @@ mod tests {
                 },
             ),
             (403, "forbidden: RBAC", vec![], 0, EvictionVerdict::Failed { reason: "HTTP 403: forbidden: RBAC".into() }),
-            (500, "etcdserver: timeout", vec![], 0, EvictionVerdict::Failed { reason: "HTTP 500: etcdserver: timeout".into() }),
+            (500, "etcdserver: timeout", vec![], 0, EvictionVerdict::RetryLater { reason: "HTTP 500: etcdserver: timeout".into() }),
+            (503, "service unavailable", vec![], 0, EvictionVerdict::RetryLater { reason: "HTTP 503: service unavailable".into() }),
+            (422, "invalid", vec![], 0, EvictionVerdict::Failed { reason: "HTTP 422: invalid".into() }),
         ];
         for (code, message, causes, retry, want) in cases {
             assert_eq!(

@@ -8,6 +8,8 @@ use crate::plan::budget::Budget;
 
 /// The label Karpenter puts on every node of a NodePool.
 pub const NODEPOOL_LABEL: &str = "karpenter.sh/nodepool";
+/// The taint Karpenter puts on a node it is disrupting.
+pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
 
 #[derive(CustomResource, Debug, Clone, Default, Serialize, Deserialize)]
 #[kube(
@@ -61,4 +63,42 @@ pub struct NodeClaimStatus {
     pub node_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
+}
+
+/// The NodeClaim behind a Node: named by the Node's owner reference (Karpenter
+/// sets one), else found by `status.nodeName` or `status.providerID`.
+pub async fn nodeclaim_of(
+    client: &kube::Client,
+    node: &k8s_openapi::api::core::v1::Node,
+) -> kube::Result<Option<String>> {
+    let owned = node
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "NodeClaim")
+        .map(|o| o.name.clone());
+    if owned.is_some() {
+        return Ok(owned);
+    }
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let provider_id = node.spec.as_ref().and_then(|s| s.provider_id.clone());
+    let claims: kube::Api<NodeClaim> = kube::Api::all(client.clone());
+    let listed = claims.list(&Default::default()).await?;
+    Ok(listed
+        .items
+        .into_iter()
+        .find(|c| {
+            let status = c.status.as_ref();
+            status.and_then(|s| s.node_name.as_ref()) == Some(&name)
+                || (provider_id.is_some()
+                    && status.and_then(|s| s.provider_id.as_ref()) == provider_id.as_ref())
+        })
+        .and_then(|c| c.metadata.name))
+}
+
+/// Deletes a NodeClaim (gone already is done): Karpenter terminates the instance.
+pub async fn delete_nodeclaim(client: &kube::Client, name: &str) -> kube::Result<()> {
+    let claims: kube::Api<NodeClaim> = kube::Api::all(client.clone());
+    super::gone_is_ok(claims.delete(name, &Default::default()).await)
 }

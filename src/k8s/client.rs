@@ -50,6 +50,7 @@ pub async fn client(mode: KubeConfigMode) -> Result<Client> {
         http::HeaderValue::from_static(USER_AGENT),
     ));
     config.connect_timeout = Some(Duration::from_secs(10));
-    config.read_timeout = Some(Duration::from_secs(60));
+    // No shorter read timeout than kube's (295 s): a shorter one cuts every idle
+    // watch of a node's pods (the API server's watch timeout is longer).
     Client::try_from(config).map_err(|e| fail(e.to_string()))
 }

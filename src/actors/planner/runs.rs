@@ -1,0 +1,360 @@
+//! Drain runs owned by the PlannerActor: admission (a node is in at most one
+//! run of this process), one supervised NodeDrainActor per node, the run's
+//! heartbeat, Slack notices, cancellation per run and per node, and the report
+//! for whoever awaits the run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Addr, AsyncContext, Context, Supervisor, WrapFuture};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::PlannerActor;
+use crate::actors::node_drain::{NodeDrainActor, RunContext};
+use crate::drain::{DrainOutcome, StopReason};
+use crate::error::{Error, Result};
+use crate::messages::{
+    NodeDrainFinished, NodeStatus, Notify, RunId, RunReport, RunStatus, StartRun, StatusSnapshot,
+};
+use crate::slack::Notice;
+
+/// Finished runs kept for late `AwaitRun`s and status.
+const KEEP_FINISHED: usize = 20;
+
+pub struct Run {
+    pub nodepool: String,
+    pub trigger: String,
+    pub nodes: Vec<String>,
+    pub cx: Arc<RunContext>,
+    /// Cancelled to stop every node of the run; each node's token is a child.
+    pub token: CancellationToken,
+    pub node_tokens: HashMap<String, CancellationToken>,
+    /// Keeps each supervised actor alive until its node is done.
+    pub actors: Vec<Addr<NodeDrainActor>>,
+    pub results: Vec<NodeDrainFinished>,
+    pub waiters: Vec<oneshot::Sender<RunReport>>,
+    pub started: Instant,
+    pub report: Option<RunReport>,
+}
+
+impl PlannerActor {
+    pub(super) fn start_run(&mut self, msg: StartRun, ctx: &mut Context<Self>) -> Result<RunId> {
+        if msg.nodes.is_empty() {
+            return Err(Error::Usage("a run needs at least one node".into()));
+        }
+        for node in &msg.nodes {
+            if let Some((id, _)) = self
+                .runs
+                .iter()
+                .find(|(_, r)| r.report.is_none() && r.nodes.contains(node))
+            {
+                return Err(Error::Node {
+                    node: node.clone(),
+                    reason: format!("is already being drained by run {id}"),
+                });
+            }
+        }
+        let run_id = format!(
+            "{}-{}-{:04x}",
+            msg.nodepool,
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+            fastrand::u16(..)
+        );
+        // A node finished in an earlier run of this process starts afresh.
+        for node in &msg.nodes {
+            self.deps.progress.remove(node);
+        }
+        let cx = Arc::new(RunContext {
+            run_id: run_id.clone(),
+            holder: self.deps.identity.holder.clone(),
+            client: self.client.clone(),
+            evictors: self.deps.evictors.clone(),
+            settings: msg.settings.clone(),
+            progress: self.deps.progress.clone(),
+            recorder: self.deps.recorder.clone(),
+            finished: ctx.address().recipient(),
+            own_pod: self.deps.identity.own_pod.clone(),
+            fault: self.deps.fault,
+        });
+        let token = CancellationToken::new();
+        let mut node_tokens = HashMap::new();
+        let actors = msg
+            .nodes
+            .iter()
+            .map(|node| {
+                let stop = token.child_token();
+                node_tokens.insert(node.clone(), stop.clone());
+                let (node, cx) = (node.clone(), cx.clone());
+                Supervisor::start(move |_| NodeDrainActor::new(node, cx, stop))
+            })
+            .collect();
+        info!(
+            run = run_id.as_str(),
+            trigger = msg.trigger.as_str(),
+            nodes = msg.nodes.join(",").as_str(),
+            "draining the wave"
+        );
+        self.notify_start(&run_id, &msg);
+        // The heartbeat: often enough that the ownership fence (half of
+        // --orphan-after) never lapses while the API server answers.
+        let period = (msg.settings.orphan_after / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let beat_id = run_id.clone();
+        ctx.run_interval(period, move |act, ctx| act.beat(&beat_id, ctx));
+        self.runs.insert(
+            run_id.clone(),
+            Run {
+                nodepool: msg.nodepool,
+                trigger: msg.trigger,
+                nodes: msg.nodes,
+                cx,
+                token,
+                node_tokens,
+                actors,
+                results: vec![],
+                waiters: vec![],
+                started: Instant::now(),
+                report: None,
+            },
+        );
+        Ok(run_id)
+    }
+
+    fn beat(&mut self, run_id: &str, ctx: &mut Context<Self>) {
+        let Some(run) = self.runs.get(run_id).filter(|r| r.report.is_none()) else {
+            return;
+        };
+        let cx = run.cx.clone();
+        let tokens = run.node_tokens.clone();
+        ctx.spawn(
+            async move {
+                super::reconcile::heartbeat(&cx, |node| {
+                    if let Some(t) = tokens.get(node) {
+                        t.cancel();
+                    }
+                })
+                .await
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn notify_start(&self, run_id: &str, msg: &StartRun) {
+        let notifier = &self.deps.notifier;
+        let cluster = self.deps.cluster.clone();
+        notifier.do_send(Notify(Notice::RunStarted {
+            cluster: cluster.clone(),
+            nodepool: msg.nodepool.clone(),
+            nodes: msg.nodes.clone(),
+            run_id: run_id.to_string(),
+        }));
+        if let Some(plan) = &msg.plan {
+            if let Some(rates) = &plan.rates {
+                notifier.do_send(Notify(Notice::AllocateRates {
+                    cluster,
+                    nodepool: msg.nodepool.clone(),
+                    memory_percent: rates.memory.allocate_rate_percent,
+                    cpu_percent: rates.cpu.allocate_rate_percent,
+                    max_percent: rates.max_allocate_rate(),
+                    len_nodes: plan.wave.len_nodes,
+                    drain_rate: plan.wave.drain_rate,
+                    wave_size: plan.wave.wave_size,
+                    limited_by: plan.wave.limited_by.iter().map(|c| c.to_string()).collect(),
+                }));
+            }
+        }
+    }
+
+    pub(super) fn node_finished(&mut self, done: NodeDrainFinished) {
+        log_outcome(&done);
+        self.deps
+            .notifier
+            .do_send(Notify(node_notice(&self.deps.cluster, &done)));
+        let Some(run) = self.runs.get_mut(&done.run_id) else {
+            return;
+        };
+        if run.results.iter().any(|r| r.node == done.node) {
+            return;
+        }
+        run.results.push(done);
+        if run.results.len() < run.nodes.len() {
+            return;
+        }
+        let report = RunReport {
+            run_id: run.cx.run_id.clone(),
+            nodepool: run.nodepool.clone(),
+            nodes: run.results.clone(),
+            unfinished: vec![],
+            elapsed: run.started.elapsed(),
+        };
+        self.deps
+            .notifier
+            .do_send(Notify(run_finished_notice(&self.deps.cluster, &report)));
+        for waiter in run.waiters.drain(..) {
+            let _ = waiter.send(report.clone());
+        }
+        run.actors.clear();
+        run.report = Some(report);
+        self.forget_old_runs();
+    }
+
+    fn forget_old_runs(&mut self) {
+        let mut finished: Vec<(Instant, RunId)> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.report.is_some())
+            .map(|(id, r)| (r.started, id.clone()))
+            .collect();
+        if finished.len() <= KEEP_FINISHED {
+            return;
+        }
+        finished.sort();
+        for (_, id) in finished.iter().take(finished.len() - KEEP_FINISHED) {
+            self.runs.remove(id);
+        }
+    }
+
+    /// Stops every node of the run (or every run); answers how many were told.
+    pub(super) fn cancel_run(&mut self, run_id: Option<&str>, reason: &StopReason) -> usize {
+        let mut told = 0;
+        for (id, run) in self.runs.iter().filter(|(_, r)| r.report.is_none()) {
+            if run_id.is_some_and(|wanted| wanted != id) {
+                continue;
+            }
+            for node in &run.nodes {
+                if self.stop_node(node, reason) {
+                    told += 1;
+                }
+            }
+            run.token.cancel();
+        }
+        told
+    }
+
+    /// Records why the node stops, then cancels its token (in that order, so
+    /// whoever wakes up reads the reason).
+    pub(super) fn stop_node(&self, node: &str, reason: &StopReason) -> bool {
+        let running = self
+            .deps
+            .progress
+            .get_mut(node)
+            .filter(|p| p.outcome.is_none())
+            .map(|mut p| {
+                if p.stop.is_none() {
+                    p.stop = Some(reason.clone());
+                }
+            })
+            .is_some();
+        if running {
+            for run in self.runs.values().filter(|r| r.report.is_none()) {
+                if let Some(t) = run.node_tokens.get(node) {
+                    t.cancel();
+                }
+            }
+        }
+        running
+    }
+
+    pub(super) fn status(&self) -> StatusSnapshot {
+        let mut runs: Vec<RunStatus> = self
+            .runs
+            .iter()
+            .map(|(id, run)| RunStatus {
+                run_id: id.clone(),
+                nodepool: run.nodepool.clone(),
+                trigger: run.trigger.clone(),
+                nodes: run
+                    .nodes
+                    .iter()
+                    .filter_map(|node| {
+                        let p = self.deps.progress.get(node)?;
+                        let (removed, planned) = p.removed_of_planned();
+                        Some(NodeStatus {
+                            node: node.clone(),
+                            step: p.step_name(),
+                            removed,
+                            planned,
+                            pdbs_refusing: p.pdb_refusals.keys().cloned().collect(),
+                            restarts: p.restarts,
+                            outcome: p.outcome.clone(),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        StatusSnapshot { runs }
+    }
+}
+
+fn log_outcome(done: &NodeDrainFinished) {
+    match &done.outcome {
+        DrainOutcome::Drained { retired, .. } => info!(
+            node = done.node.as_str(),
+            retired = retired.as_str(),
+            podsEvicted = done.pods_evicted,
+            podsForceDeleted = done.pods_force_deleted,
+            "node drained"
+        ),
+        DrainOutcome::RetiredElsewhere => info!(
+            node = done.node.as_str(),
+            "node deleted by someone else while it was drained (retired elsewhere)"
+        ),
+        DrainOutcome::Failed { reason, blockers } => warn!(
+            node = done.node.as_str(),
+            reason = reason.as_str(),
+            blockers = blockers.join(", ").as_str(),
+            "node not drained"
+        ),
+    }
+}
+
+/// The Slack notice for one node's outcome.
+fn node_notice(cluster: &str, done: &NodeDrainFinished) -> Notice {
+    match &done.outcome {
+        DrainOutcome::Drained { retired, .. } => Notice::NodeDrained {
+            cluster: cluster.to_string(),
+            node: done.node.clone(),
+            pods_evicted: done.pods_evicted,
+            pods_force_deleted: done.pods_force_deleted,
+            retired: retired.clone(),
+        },
+        DrainOutcome::RetiredElsewhere => Notice::NodeDrained {
+            cluster: cluster.to_string(),
+            node: done.node.clone(),
+            pods_evicted: done.pods_evicted,
+            pods_force_deleted: done.pods_force_deleted,
+            retired: "deleted by someone else while draining".into(),
+        },
+        DrainOutcome::Failed { reason, blockers } => Notice::NodeFailed {
+            cluster: cluster.to_string(),
+            node: done.node.clone(),
+            reason: reason.clone(),
+            blockers: blockers.clone(),
+        },
+    }
+}
+
+fn run_finished_notice(cluster: &str, report: &RunReport) -> Notice {
+    let nodes_where = |drained: bool| -> Vec<String> {
+        report
+            .nodes
+            .iter()
+            .filter(|r| r.outcome.drained() == drained)
+            .map(|r| r.node.clone())
+            .collect()
+    };
+    Notice::RunFinished {
+        cluster: cluster.to_string(),
+        nodepool: report.nodepool.clone(),
+        run_id: report.run_id.clone(),
+        duration: report.elapsed,
+        pods_evicted: report.nodes.iter().map(|r| r.pods_evicted).sum(),
+        pods_force_deleted: report.nodes.iter().map(|r| r.pods_force_deleted).sum(),
+        retired: nodes_where(true),
+        failed: nodes_where(false),
+    }
+}

@@ -1,0 +1,84 @@
+//! Nodes: read one, list a NodePool's, and change one with a JSON Patch whose
+//! `test` operations make the API server check ownership (see
+//! `drain::annotations`). A patch answers Gone, NotOwned or an API error.
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::Client;
+
+use super::api_code;
+use crate::k8s::karpenter::NODEPOOL_LABEL;
+
+/// Why a patch of a Node did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum NodePatchError {
+    #[error("node {0} no longer exists")]
+    Gone(String),
+    /// A `test` failed (422) or the resourceVersion moved (409): someone else
+    /// changed the record first.
+    #[error("node {node} changed under us: {detail}")]
+    NotOwned { node: String, detail: String },
+    #[error(
+        "Kubernetes API: could not patch node {node}: {}",
+        crate::error::describe_kube(source)
+    )]
+    Kube { node: String, source: kube::Error },
+}
+
+pub async fn get(client: &Client, name: &str) -> kube::Result<Option<Node>> {
+    Api::<Node>::all(client.clone()).get_opt(name).await
+}
+
+/// The Nodes of a NodePool (by Karpenter's label).
+pub async fn of_nodepool(client: &Client, nodepool: &str) -> kube::Result<Vec<Node>> {
+    let params = ListParams::default().labels(&format!("{NODEPOOL_LABEL}={nodepool}"));
+    Ok(Api::<Node>::all(client.clone()).list(&params).await?.items)
+}
+
+/// Applies a JSON Patch (RFC 6902) to a Node.
+pub async fn patch(
+    client: &Client,
+    name: &str,
+    ops: serde_json::Value,
+) -> Result<Node, NodePatchError> {
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops).map_err(|e| NodePatchError::Kube {
+            node: name.into(),
+            source: kube::Error::SerdeError(e),
+        })?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    match nodes
+        .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(node) => Ok(node),
+        Err(e) => Err(match api_code(&e) {
+            Some(404) => NodePatchError::Gone(name.into()),
+            Some(409 | 422) => NodePatchError::NotOwned {
+                node: name.into(),
+                detail: match &e {
+                    kube::Error::Api(s) => s.message.clone(),
+                    other => other.to_string(),
+                },
+            },
+            _ => NodePatchError::Kube {
+                node: name.into(),
+                source: e,
+            },
+        }),
+    }
+}
+
+pub fn ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+pub fn unschedulable(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+}

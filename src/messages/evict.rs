@@ -1,0 +1,21 @@
+use actix::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::drain::progress::Removal;
+use crate::drain::PodRef;
+use crate::k8s::pods::RemovalRequest;
+
+/// Asks the evictor pool to remove one planned pod. The answer is also recorded
+/// in the node's progress, so a restarted node actor sees it.
+#[derive(Debug, Message)]
+#[rtype(result = "Removal")]
+pub struct RemovePod {
+    pub node: String,
+    pub pod: PodRef,
+    pub uid: String,
+    pub how: RemovalRequest,
+    /// Give up (Refused) rather than retry a PDB refusal past this moment.
+    pub deadline: tokio::time::Instant,
+    /// The node's stop: cancelled, the removal answers Stopped without another request.
+    pub stop: CancellationToken,
+}

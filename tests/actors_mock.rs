@@ -1,0 +1,427 @@
+//! In-process tests of the actors against a fake API server (HTTP on
+//! 127.0.0.1:0, no test cluster): exact request sequences for the cases a real
+//! cluster cannot time precisely — a cancel during a PDB backoff, a restart
+//! while an eviction is in flight, two runs on one node, a run that loses its
+//! node to another. The fake keeps one Node and its pods in memory and applies
+//! JSON Patches (with their `test` operations) as the API server does.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use node_drain::actors::node_drain::Fault;
+use node_drain::actors::planner::Identity;
+use node_drain::actors::{self, Actors, Deps};
+use node_drain::drain::{DrainOutcome, DrainSettings, OnTimeout, Retire, StopReason};
+use node_drain::messages::{AwaitRun, CancelRun, RunReport, StartRun};
+use serde_json::{json, Value};
+use support::http::{serve, Request, Response, Server};
+
+/// How the fake answers an eviction.
+#[derive(Clone, Copy, PartialEq)]
+enum Evictions {
+    Allow,
+    /// 429 with a DisruptionBudget cause, every time.
+    PdbRefuses,
+}
+
+struct Fake {
+    node: Value,
+    pods: Vec<Value>,
+    evictions: Evictions,
+    /// Every request, as "METHOD path" (query dropped), in order.
+    log: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+fn node(annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "n1", "uid": "node-uid", "resourceVersion": "1",
+                     "labels": {"karpenter.sh/nodepool": "pool"}, "annotations": annotations},
+        "spec": {},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+    })
+}
+
+fn pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"), "resourceVersion": "1",
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs", "controller": true}]},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+        "status": {"phase": "Running"}
+    })
+}
+
+fn json_response(status: u16, body: Value) -> Response {
+    Response::new(status, "application/json", body.to_string())
+}
+
+fn status(code: u16, reason: &str, message: &str, details: Value) -> Response {
+    json_response(
+        code,
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
+               "reason": reason, "message": message, "details": details}),
+    )
+}
+
+async fn answer(fake: Shared, r: Request) -> Response {
+    let path = r.target.split('?').next().unwrap_or("").to_string();
+    let watch = r.target.contains("watch=true");
+    {
+        let mut f = fake.lock().unwrap();
+        if !watch {
+            f.log.push(format!("{} {path}", r.method));
+        }
+    }
+    if watch {
+        // Hold the watch open: nothing changes that the LIST did not show.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        return Response::new(200, "application/json", "");
+    }
+    let mut f = fake.lock().unwrap();
+    match (r.method.as_str(), path.as_str()) {
+        ("GET", "/api/v1/nodes/n1") => json_response(200, f.node.clone()),
+        ("PATCH", "/api/v1/nodes/n1") => {
+            let ops: json_patch::Patch = match serde_json::from_slice(&r.body) {
+                Ok(p) => p,
+                Err(e) => return status(400, "BadRequest", &e.to_string(), json!({})),
+            };
+            let mut node = f.node.clone();
+            if let Err(e) = json_patch::patch(&mut node, &ops) {
+                return status(
+                    422,
+                    "Invalid",
+                    &format!("the server rejected our request due to an error in our request: {e}"),
+                    json!({}),
+                );
+            }
+            let version: u64 = node["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("1")
+                .parse()
+                .unwrap_or(1);
+            node["metadata"]["resourceVersion"] = json!((version + 1).to_string());
+            f.node = node.clone();
+            json_response(200, node)
+        }
+        ("GET", "/api/v1/pods") => json_response(
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": f.pods}),
+        ),
+        ("POST", p) if p.ends_with("/eviction") => {
+            let name = p.split('/').nth_back(1).unwrap_or("").to_string();
+            match f.evictions {
+                Evictions::Allow => {
+                    f.pods.retain(|x| x["metadata"]["name"] != json!(name));
+                    status(201, "", "", json!({}))
+                }
+                Evictions::PdbRefuses => status(
+                    429,
+                    "TooManyRequests",
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                    json!({"causes": [{"reason": "DisruptionBudget", "message": "The disruption budget web needs 2 healthy pods and has 2 currently"}]}),
+                ),
+            }
+        }
+        ("POST", p) if p.contains("/events") => {
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or(json!({}));
+            json_response(201, body)
+        }
+        ("PATCH", p) if p.contains("/events") => json_response(200, json!({})),
+        _ => status(
+            404,
+            "NotFound",
+            &format!("{} not served by the fake", r.target),
+            json!({}),
+        ),
+    }
+}
+
+async fn fake_api(fake: Shared) -> Server {
+    serve(move |r| answer(fake.clone(), r)).await
+}
+
+async fn client(server: &Server) -> kube::Client {
+    let mut config = kube::Config::new(server.url().parse().unwrap());
+    config.default_retry = false;
+    kube::Client::try_from(config).unwrap()
+}
+
+fn settings() -> DrainSettings {
+    DrainSettings {
+        force: false,
+        on_timeout: OnTimeout::Force,
+        drain_timeout: Duration::from_secs(60),
+        retire: Retire::None,
+        node_in_flight: 8,
+        orphan_after: Duration::from_secs(60),
+    }
+}
+
+fn start(client: kube::Client, fault: Option<Fault>) -> Actors {
+    actors::start(Deps {
+        client,
+        prometheus: None,
+        karpenter_metrics: None,
+        slack: None,
+        cluster: "test".into(),
+        eviction_rate: 1000,
+        eviction_burst: 1000,
+        identity: Identity {
+            holder: "test".into(),
+            ..Default::default()
+        },
+        fault,
+    })
+}
+
+async fn run(actors: &Actors, settings: DrainSettings) -> String {
+    actors
+        .planner
+        .send(StartRun {
+            nodepool: "pool".into(),
+            nodes: vec!["n1".into()],
+            settings,
+            trigger: "test".into(),
+            plan: None,
+        })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn report(actors: &Actors, run_id: String) -> RunReport {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        actors.planner.send(AwaitRun { run_id }),
+    )
+    .await
+    .expect("the run ends")
+    .unwrap()
+    .unwrap()
+}
+
+fn count(fake: &Shared, what: &str) -> usize {
+    fake.lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|l| l.contains(what))
+        .count()
+}
+
+fn annotation(fake: &Shared, key: &str) -> Option<String> {
+    fake.lock().unwrap().node["metadata"]["annotations"][key]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn fresh(pods: &[&str], evictions: Evictions, annotations: Value) -> Shared {
+    Arc::new(Mutex::new(Fake {
+        node: node(annotations),
+        pods: pods.iter().map(|p| pod(p)).collect(),
+        evictions,
+        log: vec![],
+    }))
+}
+
+#[actix_rt::test]
+async fn a_drain_is_one_claim_patch_one_list_one_eviction_per_pod_and_one_outcome_patch() {
+    let fake = fresh(&["a", "b", "c"], Evictions::Allow, json!({}));
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    assert_eq!(report.nodes[0].pods_evicted, 3);
+    let log = fake.lock().unwrap().log.clone();
+    let node_calls: Vec<&String> = log.iter().filter(|l| l.contains("/nodes/")).collect();
+    assert_eq!(
+        node_calls,
+        vec![
+            "GET /api/v1/nodes/n1",
+            "PATCH /api/v1/nodes/n1",
+            "PATCH /api/v1/nodes/n1"
+        ],
+        "read, claim (intent + cordon), outcome: {log:#?}"
+    );
+    assert_eq!(count(&fake, "/eviction"), 3, "{log:#?}");
+    assert_eq!(
+        count(&fake, "GET /api/v1/pods"),
+        2,
+        "one LIST to plan, one to start the wait: {log:#?}"
+    );
+    assert_eq!(
+        annotation(&fake, "node-drain.io/state").as_deref(),
+        Some("drained")
+    );
+    assert_eq!(
+        fake.lock().unwrap().node["spec"]["unschedulable"],
+        json!(true)
+    );
+}
+
+#[actix_rt::test]
+async fn a_cancel_during_a_pdb_backoff_sends_no_further_request_and_restores() {
+    let fake = fresh(&["a"], Evictions::PdbRefuses, json!({}));
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    support::wait_for("the first eviction", Duration::from_secs(10), || async {
+        Ok((count(&fake, "/eviction") >= 1).then_some(()))
+    })
+    .await;
+    let told = actors
+        .planner
+        .send(CancelRun {
+            run_id: Some(id.clone()),
+            reason: StopReason::Cancelled {
+                by: "the test".into(),
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(told, 1);
+    let report = report(&actors, id).await;
+    let evictions_at_end = count(&fake, "/eviction");
+    // Past the longest PDB backoff: nothing more is sent.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        count(&fake, "/eviction"),
+        evictions_at_end,
+        "no eviction after the cancel"
+    );
+    assert!(evictions_at_end <= 2, "at most one retry raced the cancel");
+    assert_eq!(
+        count(&fake, "DELETE"),
+        0,
+        "a cancel never forces, even with --on-timeout force"
+    );
+    match &report.nodes[0].outcome {
+        DrainOutcome::Failed { reason, .. } => {
+            assert!(reason.contains("cancelled by the test"), "{reason}")
+        }
+        other => panic!("a cancelled drain is not drained: {other:?}"),
+    }
+    assert_eq!(
+        annotation(&fake, "node-drain.io/state").as_deref(),
+        Some("restored")
+    );
+    assert_eq!(
+        fake.lock().unwrap().node["spec"]["unschedulable"],
+        json!(false),
+        "uncordoned"
+    );
+}
+
+#[actix_rt::test]
+async fn a_restart_while_an_eviction_is_in_flight_sends_nothing_twice() {
+    let fake = fresh(&["a", "b", "c", "d"], Evictions::Allow, json!({}));
+    let server = fake_api(fake.clone()).await;
+    let fault = Fault {
+        point: "evict",
+        panic: false,
+    };
+    let actors = start(client(&server).await, Some(fault));
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    let restarts = actors.progress.get("n1").map(|p| p.restarts).unwrap_or(0);
+    assert_eq!(
+        restarts, 1,
+        "the fault fired once and the actor was restarted"
+    );
+    let log = fake.lock().unwrap().log.clone();
+    for p in ["a", "b", "c", "d"] {
+        assert_eq!(
+            log.iter()
+                .filter(|l| l.ends_with(&format!("/pods/{p}/eviction")))
+                .count(),
+            1,
+            "pod {p} evicted exactly once: {log:#?}"
+        );
+    }
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("PATCH /api/v1/nodes/n1"))
+            .count(),
+        2,
+        "the restart re-read the Node and claimed nothing twice: {log:#?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_node_held_by_another_live_run_is_not_touched() {
+    let now = chrono::Utc::now().to_rfc3339();
+    let fake = fresh(
+        &["a"],
+        Evictions::Allow,
+        json!({"node-drain.io/state": "cordoned", "node-drain.io/run-id": "other-run",
+               "node-drain.io/heartbeat": now, "node-drain.io/was-unschedulable": "false"}),
+    );
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    match &report.nodes[0].outcome {
+        DrainOutcome::Failed { reason, .. } => assert!(reason.contains("other-run"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(count(&fake, "PATCH"), 0, "no claim, no restore");
+    assert_eq!(count(&fake, "/eviction"), 0);
+    assert_eq!(
+        annotation(&fake, "node-drain.io/run-id").as_deref(),
+        Some("other-run")
+    );
+}
+
+#[actix_rt::test]
+async fn a_run_that_loses_its_node_stops_touching_it() {
+    let fake = fresh(&["a"], Evictions::PdbRefuses, json!({}));
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let settings = DrainSettings {
+        orphan_after: Duration::from_secs(2),
+        ..settings()
+    };
+    let id = run(&actors, settings).await;
+    support::wait_for("the first eviction", Duration::from_secs(10), || async {
+        Ok((count(&fake, "/eviction") >= 1).then_some(()))
+    })
+    .await;
+    // Another run takes the node over (as after a long pause of this one).
+    fake.lock().unwrap().node["metadata"]["annotations"]["node-drain.io/run-id"] = json!("usurper");
+    let report = report(&actors, id).await;
+    match &report.nodes[0].outcome {
+        DrainOutcome::Failed { reason, .. } => {
+            assert!(reason.contains("another run owns"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let evictions = count(&fake, "/eviction");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        count(&fake, "/eviction"),
+        evictions,
+        "no eviction after the loss"
+    );
+    assert_eq!(
+        annotation(&fake, "node-drain.io/run-id").as_deref(),
+        Some("usurper")
+    );
+    assert_eq!(
+        fake.lock().unwrap().node["spec"]["unschedulable"],
+        json!(true),
+        "the new owner decides; the old run does not uncordon"
+    );
+}
