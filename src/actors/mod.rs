@@ -48,6 +48,15 @@ pub struct Actors {
     pub progress: Progress,
 }
 
+/// The MetricsActor alone: a command that reads Prometheus before it needs the
+/// API server (`karpenter allocate-rate`) starts it first.
+pub fn start_metrics(
+    prometheus: PrometheusClient,
+    generation: Option<crate::plan::MetricsGeneration>,
+) -> Addr<MetricsActor> {
+    MetricsActor::new(prometheus, generation).start()
+}
+
 /// Starts every actor once.
 pub fn start(deps: Deps) -> Actors {
     let progress: Progress = Default::default();
@@ -61,7 +70,7 @@ pub fn start(deps: Deps) -> Actors {
     let notifier = NotifierActor::new(notifier::NotifierConfig::new(deps.slack)).start();
     let metrics = deps
         .prometheus
-        .map(|p| MetricsActor::new(p, deps.karpenter_metrics).start());
+        .map(|p| start_metrics(p, deps.karpenter_metrics));
     let recorder = crate::k8s::events::recorder(deps.client.clone(), &deps.identity.holder);
     let planner = PlannerActor::new(
         deps.client,

@@ -3,7 +3,7 @@
 
 use tracing::info;
 
-use super::{checked_nodepool, render, start_actors};
+use super::{checked_nodepool, prometheus_client, render, start_actors};
 use crate::cli::{AllocateRateArgs, GlobalArgs, OutputFormat};
 use crate::error::Result;
 use crate::messages::{MeasureAllocateRates, PlanWave};
@@ -11,11 +11,10 @@ use crate::messages::{MeasureAllocateRates, PlanWave};
 pub async fn run(global: &GlobalArgs, args: AllocateRateArgs) -> Result<i32> {
     info!("Karpenter Allocate Rate 사용량 조회 커맨드를 실행합니다.");
     let nodepool = checked_nodepool(global)?;
-    let started = start_actors(global, true, 1, 1).await?;
-    let metrics = started
-        .actors
-        .metrics
-        .ok_or_else(|| crate::error::Error::Internal("no MetricsActor".into()))?;
+    // Prometheus first: its answer is what this command is for, and an
+    // unusable one (exit 3) is reported before the API server is needed.
+    let metrics =
+        crate::actors::start_metrics(prometheus_client(global)?, global.karpenter_metrics);
     let rates = metrics
         .send(MeasureAllocateRates {
             nodepool: nodepool.clone(),
@@ -29,6 +28,7 @@ pub async fn run(global: &GlobalArgs, args: AllocateRateArgs) -> Result<i32> {
         cpuAllocateRate = format!("{} %", rates.cpu.allocate_rate_percent).as_str(),
         "Karpenter"
     );
+    let started = start_actors(global, false, 1, 1).await?;
     let plan = started
         .actors
         .planner

@@ -49,11 +49,7 @@ async fn start_actors(
 ) -> Result<Started> {
     let slack = WebhookUrl::parse(&global.slack_webhook_url).map_err(Error::Usage)?;
     let prometheus = if with_prometheus {
-        Some(PrometheusClient::new(
-            &global.prometheus_address,
-            &global.prometheus_org_id,
-            std::time::Duration::from_secs(global.prometheus_timeout_seconds),
-        )?)
+        Some(prometheus_client(global)?)
     } else {
         None
     };
@@ -76,6 +72,14 @@ async fn start_actors(
         client,
         holder,
     })
+}
+
+fn prometheus_client(global: &GlobalArgs) -> Result<PrometheusClient> {
+    Ok(PrometheusClient::new(
+        &global.prometheus_address,
+        &global.prometheus_org_id,
+        std::time::Duration::from_secs(global.prometheus_timeout_seconds),
+    )?)
 }
 
 fn checked_nodepool(global: &GlobalArgs) -> Result<String> {

@@ -14,6 +14,8 @@ pub struct RemovePod {
     pub pod: PodRef,
     pub uid: String,
     pub how: RemovalRequest,
+    /// Why the pod is removed this way (a problem pod's state), for the log.
+    pub reason: Option<String>,
     /// Give up (Refused) rather than retry a PDB refusal past this moment.
     pub deadline: tokio::time::Instant,
     /// The node's stop: cancelled, the removal answers Stopped without another request.

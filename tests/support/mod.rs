@@ -325,7 +325,7 @@ pub struct Requests {
     pub memory: &'static str,
 }
 
-fn pod_spec(nodepool: &str, requests: Requests, grace_seconds: i64) -> Value {
+pub fn pod_spec(nodepool: &str, requests: Requests, grace_seconds: i64) -> Value {
     json!({
         "nodeSelector": {"karpenter.sh/nodepool": nodepool},
         "terminationGracePeriodSeconds": grace_seconds,

@@ -117,9 +117,11 @@ fn may_send(shared: &EvictorShared, node: &str) -> bool {
 pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
     let pod_name = msg.pod.to_string();
     match msg.how {
-        RemovalRequest::DeleteNow => {
-            info!(pod = pod_name.as_str(), "문제 상태 파드 강제 삭제")
-        }
+        RemovalRequest::DeleteNow => info!(
+            pod = pod_name.as_str(),
+            status = msg.reason.as_deref().unwrap_or(""),
+            "문제 상태 파드 강제 삭제"
+        ),
         RemovalRequest::Delete => info!(pod = pod_name.as_str(), "pod deleted"),
         RemovalRequest::Evict => info!(pod = pod_name.as_str(), "파드 eviction 시작"),
     }

@@ -76,6 +76,9 @@ pub enum StepError {
     Kube { action: String, source: kube::Error },
     #[error("test fault injected at {0}")]
     Fault(&'static str),
+    /// Worth retrying: the API server did not answer, or answered 5xx.
+    #[error("{0}")]
+    Transient(String),
     #[error("{0}")]
     Other(String),
 }
@@ -85,7 +88,7 @@ impl StepError {
     pub fn transient(&self) -> bool {
         match self {
             StepError::Kube { source, .. } => crate::k8s::transient(source),
-            StepError::Fault(_) => true,
+            StepError::Fault(_) | StepError::Transient(_) => true,
             StepError::Other(_) => false,
         }
     }

@@ -193,6 +193,10 @@ pub async fn remove(
             pod: pod.pod.clone(),
             uid: pod.uid.clone(),
             how,
+            reason: match &pod.action {
+                PodAction::ForceDelete(reason) => Some(reason.clone()),
+                _ => None,
+            },
             deadline,
             stop: stop.clone(),
         }
@@ -212,19 +216,33 @@ pub async fn remove(
         .buffer_unordered(cx.settings.node_in_flight.max(1))
         .collect()
         .await;
-    let failures: Vec<String> = answers
+    let failures: Vec<(String, Option<u16>)> = answers
         .iter()
         .filter_map(|a| match a {
-            Removal::Failed { reason, .. } => Some(reason.clone()),
+            Removal::Failed { reason, code } => Some((reason.clone(), *code)),
             _ => None,
         })
         .collect();
     if !failures.is_empty() {
-        return Err(StepError::Other(format!(
+        // No answer, a 5xx, or an unconfirmed ownership (the heartbeat could not
+        // reach the API server) is worth waiting out; a 4xx is not.
+        let transient = failures
+            .iter()
+            .all(|(_, code)| code.is_none_or(|c| c >= 500));
+        let text = format!(
             "{} removal(s) failed: {}",
             failures.len(),
-            failures.join("; ")
-        )));
+            failures
+                .iter()
+                .map(|(r, _)| r.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        return Err(if transient {
+            StepError::Transient(text)
+        } else {
+            StepError::Other(text)
+        });
     }
     Ok(())
 }

@@ -1,0 +1,576 @@
+//! Failure paths on the real test environment (issue "hardening"): an interrupt
+//! is never a timeout; do-not-disrupt in Go syntax and unreadable values block;
+//! pods that tolerate the unschedulable taint leave with the node; a drained
+//! node that was not retired is not chosen again; a node without a NodeClaim
+//! says it was not retired; two runs never both own one node.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{json, Value};
+use support::*;
+
+const SMALL: Requests = Requests {
+    cpu: "500m",
+    memory: "512Mi",
+};
+
+fn node_of(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default()
+}
+
+async fn get_node(client: &kube::Client, name: &str) -> Option<Node> {
+    Api::<Node>::all(client.clone())
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+fn annotation(node: &Node, key: &str) -> Option<String> {
+    node.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key).cloned())
+}
+
+fn unschedulable(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+}
+
+async fn wait_state(client: &kube::Client, node: &str, want: &str) {
+    wait_for(
+        &format!("node {node} in state {want}"),
+        Duration::from_secs(60),
+        || async {
+            let n = get_node(client, node).await.ok_or("node gone")?;
+            let state = annotation(&n, "node-drain.io/state");
+            if state.as_deref() == Some(want) {
+                Ok(Some(()))
+            } else {
+                Err(format!("{state:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+fn spawn_drain(env: &TestEnv, args: &[&str]) -> std::process::Child {
+    let mut cmd = env.node_drain();
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("start node-drain")
+}
+
+/// A one-replica Deployment pinned to `hostname`, with pod annotations and extra spec.
+async fn pinned(w: &Workloads<'_>, name: &str, hostname: &str, annotations: Value, extra: Value) {
+    let mut spec = pod_spec(w.nodepool, SMALL, 2);
+    spec["nodeSelector"]["kubernetes.io/hostname"] = json!(hostname);
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    let object: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}, "annotations": annotations}, "spec": spec}
+        }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(w.client.clone(), w.namespace)
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create Deployment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_is_not_a_timeout_even_with_on_timeout_force() {
+    let scene = Scene::new("hard-interrupt", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("web", 2, SMALL, 2).await;
+    w.pdb("frozen", "web", None, Some(2)).await;
+    let node = node_of(&w.wait_running("web", 2, Duration::from_secs(120)).await[0]);
+    let child = spawn_drain(
+        env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &node,
+            "--drain-timeout",
+            "10m",
+            "--on-timeout",
+            "force",
+            "--retire",
+            "none",
+        ],
+    );
+    wait_state(client, &node, "cordoned").await;
+    // Let the PDB refuse at least once: the eviction is in its backoff.
+    wait_for("a refused eviction", Duration::from_secs(30), || async {
+        let refused = audit_events(env, &ns.name).iter().any(|e| {
+            e.object
+                .as_ref()
+                .is_some_and(|o| o.subresource == "eviction")
+                && e.response.as_ref().is_some_and(|r| r.code == 429)
+        });
+        Ok(refused.then_some(()))
+    })
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("interrupted (SIGTERM)"), "{stdout}");
+    assert!(
+        !stderr.contains("--on-timeout force deletes"),
+        "no force on an interrupt: {stderr}"
+    );
+    let deletes: Vec<_> = audit_events(env, &ns.name)
+        .into_iter()
+        .filter(|e| e.verb == "delete")
+        .collect();
+    assert!(
+        deletes.is_empty(),
+        "nothing deleted past the PDB: {deletes:?}"
+    );
+    let after = get_node(client, &node).await.unwrap();
+    assert!(!unschedulable(&after), "restored: uncordoned");
+    assert_eq!(
+        annotation(&after, "node-drain.io/state").as_deref(),
+        Some("restored")
+    );
+    assert!(
+        annotation(&after, "node-drain.io/reason")
+            .is_some_and(|r| r.contains("interrupted") && !r.contains("timeout")),
+        "{:?}",
+        after.metadata.annotations
+    );
+    let events = node_events(client, &node).await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, note)| r == "DrainFailed" && note.contains("interrupted (SIGTERM)")),
+        "{events:?}"
+    );
+    assert_eq!(
+        w.pods("web").await.iter().filter(|p| pod_ready(p)).count(),
+        2,
+        "no pod lost"
+    );
+    scene.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_duration_and_unreadable_do_not_disrupt_block_and_tolerating_pods_leave_with_the_node() {
+    let scene = Scene::new("hard-dnd", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("anchor", 1, SMALL, 2).await;
+    let node = node_of(&w.wait_running("anchor", 1, Duration::from_secs(120)).await[0]);
+    let hostname = get_node(client, &node)
+        .await
+        .and_then(|n| n.metadata.labels)
+        .and_then(|l| l.get("kubernetes.io/hostname").cloned())
+        .unwrap();
+    pinned(
+        &w,
+        "hours",
+        &hostname,
+        json!({"karpenter.sh/do-not-disrupt": "1.5h"}),
+        json!({}),
+    )
+    .await;
+    pinned(
+        &w,
+        "odd",
+        &hostname,
+        json!({"karpenter.sh/do-not-disrupt": "soon"}),
+        json!({}),
+    )
+    .await;
+    pinned(
+        &w,
+        "stays",
+        &hostname,
+        json!({}),
+        json!({"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}),
+    )
+    .await;
+    for app in ["hours", "odd", "stays"] {
+        w.wait_running(app, 1, Duration::from_secs(60)).await;
+    }
+    let args = |force: bool| {
+        let mut a = vec![
+            "drain".to_string(),
+            "--nodepool-name".into(),
+            pool.name.clone(),
+            "--nodes".into(),
+            node.clone(),
+            "--retire".into(),
+            "none".into(),
+        ];
+        if force {
+            a.push("--force".into());
+        }
+        a
+    };
+    let plan = run_node_drain(
+        env,
+        &[args(false), vec!["--dry-run".into()]]
+            .concat()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let plan_text = text(&plan.stdout);
+    assert!(
+        plan_text.contains("tolerates the unschedulable taint"),
+        "{plan_text}"
+    );
+
+    let out = run_node_drain(
+        env,
+        &args(false).iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "blocked is exit 1:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"1.5h\" until"),
+        "a Go duration is understood: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"soon\" cannot be read"),
+        "fail closed: {stdout}"
+    );
+    assert!(
+        successful_evictions(env, &ns.name).is_empty(),
+        "nothing evicted while blocked"
+    );
+
+    let out = run_node_drain(
+        env,
+        &args(true).iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--force drains:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let evicted = successful_evictions(env, &ns.name);
+    for app in ["hours", "odd", "anchor"] {
+        assert_eq!(
+            evicted
+                .keys()
+                .filter(|p| p.starts_with(&format!("{app}-")))
+                .count(),
+            1,
+            "{app} evicted once: {evicted:?}"
+        );
+    }
+    assert!(
+        !evicted.keys().any(|p| p.starts_with("stays-")),
+        "a pod tolerating the unschedulable taint is not evicted: {evicted:?}"
+    );
+    assert!(
+        w.pods("stays").await.iter().any(|p| node_of(p) == node),
+        "it stays on the node and leaves with it"
+    );
+    scene.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_that_was_not_retired_is_not_chosen_again() {
+    let scene = Scene::new(
+        "hard-drained",
+        "c-4x-amd64-linux",
+        Some(json!([{"nodes": "100%"}])),
+    )
+    .await;
+    let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
+    let w = scene.workloads();
+    w.spread_deployment("web", 3, SMALL).await;
+    let nodes = pool.wait_ready_nodes(3, Duration::from_secs(180)).await;
+    w.wait_running("web", 3, Duration::from_secs(60)).await;
+    let mut names: Vec<(String, String)> = nodes
+        .iter()
+        .map(|n| {
+            let created = n
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .unwrap_or_default();
+            (created, n.metadata.name.clone().unwrap())
+        })
+        .collect();
+    names.sort();
+    let oldest = names[0].1.clone();
+    let out = run_node_drain(
+        env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &oldest,
+            "--retire",
+            "none",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    wait_state(client, &oldest, "drained").await;
+
+    wait_nodepool_cpu_metrics(env, &pool.name, None, None).await;
+    let out = run_node_drain(
+        env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--dry-run",
+            "--output",
+            "json",
+            "--max-nodes",
+            "1",
+        ],
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let plan: Value = serde_json::from_str(&stdout).expect("JSON plan");
+    let entry = |name: &str| {
+        plan["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == json!(name))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(entry(&oldest)["chosen"], json!(false), "{stdout}");
+    assert_eq!(
+        entry(&oldest)["skipped"]["skip"],
+        json!("already-drained"),
+        "{stdout}"
+    );
+    assert_eq!(
+        entry(&names[1].1)["chosen"],
+        json!(true),
+        "the next oldest comes in: {stdout}"
+    );
+
+    // A node no NodeClaim owns: --retire nodeclaim says so instead of succeeding quietly.
+    let orphan = format!("{}-no-claim", pool.name);
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": orphan, "labels": {"karpenter.sh/nodepool": pool.name}}
+    }))
+    .unwrap();
+    let api: Api<Node> = Api::all(client.clone());
+    api.create(&PostParams::default(), &node).await.unwrap();
+    let out = run_node_drain(
+        env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &orphan,
+            "--retire",
+            "nodeclaim",
+        ],
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    let _ = api.delete(&orphan, &DeleteParams::default()).await;
+    assert!(
+        stdout.contains("not retired: no NodeClaim found"),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let events = node_events(client, &orphan).await;
+    assert!(
+        events.iter().any(|(r, _)| r == "RetireSkipped"),
+        "{events:?}"
+    );
+    scene.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_never_both_own_one_node() {
+    let scene = Scene::new("hard-two-runs", "c-4x-amd64-linux", None).await;
+    let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("web", 2, SMALL, 2).await;
+    w.pdb("frozen", "web", None, Some(2)).await;
+    let node = node_of(&w.wait_running("web", 2, Duration::from_secs(120)).await[0]);
+    let args = [
+        "drain",
+        "--nodepool-name",
+        &pool.name,
+        "--nodes",
+        &node,
+        "--drain-timeout",
+        "10m",
+        "--retire",
+        "none",
+    ];
+    let first = spawn_drain(env, &args);
+    wait_state(client, &node, "cordoned").await;
+    let first_run = annotation(
+        &get_node(client, &node).await.unwrap(),
+        "node-drain.io/run-id",
+    );
+
+    let out = run_node_drain(env, &args).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("another run owns the node"), "{stdout}");
+    let held = get_node(client, &node).await.unwrap();
+    assert_eq!(
+        annotation(&held, "node-drain.io/run-id"),
+        first_run,
+        "the first run still owns it"
+    );
+    assert!(unschedulable(&held), "the second run did not restore it");
+
+    std::process::Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let after = get_node(client, &node).await.unwrap();
+    assert!(!unschedulable(&after), "the owner restored it");
+    scene.cleanup().await;
+}
+
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notready_node_whose_kubelet_died_is_drained_and_retired() {
+    let scene = Scene::new("hard-notready", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("anchor", 1, SMALL, 2).await;
+    let node = node_of(&w.wait_running("anchor", 1, Duration::from_secs(120)).await[0]);
+    let hostname = get_node(client, &node)
+        .await
+        .and_then(|n| n.metadata.labels)
+        .and_then(|l| l.get("kubernetes.io/hostname").cloned())
+        .unwrap();
+    pinned(&w, "web", &hostname, json!({}), json!({})).await;
+    let mut db = pod_spec(&pool.name, SMALL, 2);
+    db["nodeSelector"]["kubernetes.io/hostname"] = json!(hostname);
+    let sts: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": db}}
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &sts)
+        .await
+        .unwrap();
+    for app in ["web", "db"] {
+        w.wait_running(app, 1, Duration::from_secs(60)).await;
+    }
+    let db_pod = w.pods("db").await[0].metadata.name.clone().unwrap();
+
+    let killed = std::process::Command::new("testenv/kill-kubelet")
+        .arg(&node)
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for("the node NotReady", Duration::from_secs(120), || async {
+        let n = get_node(client, &node).await.ok_or("node gone")?;
+        Ok((!node_ready(&n)).then_some(()))
+    })
+    .await;
+
+    let out = run_node_drain(
+        env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &node,
+            "--drain-timeout",
+            "4m",
+            "--retire",
+            "nodeclaim",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a NotReady node is drained:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(&format!("{node}  drained")), "{stdout}");
+    assert!(stdout.contains("NodeClaim"), "and retired: {stdout}");
+    // Evicted pods stayed Terminating (no kubelet to confirm); once stuck they were
+    // deleted with grace 0 — the StatefulSet pod too, as the node is not Ready.
+    let audit = audit_events(env, &ns.name);
+    assert!(
+        audit.iter().any(|e| e.verb == "delete"
+            && e.object.as_ref().is_some_and(|o| o.name == db_pod)
+            && e.request
+                .as_ref()
+                .is_some_and(|r| r.get("gracePeriodSeconds") == Some(&json!(0)))),
+        "the stuck StatefulSet pod on the NotReady node was deleted with grace 0"
+    );
+    assert!(stderr.contains("stuck terminating"), "{stderr}");
+    scene.cleanup().await;
+}
