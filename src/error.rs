@@ -33,18 +33,6 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An error with its causes (reqwest's Display stops at "error sending request").
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// A kube error as one readable line: the API server's code, reason and message
 /// (not kube's Debug of the Status), with what to check for the common ones.
 pub fn describe_kube(e: &kube::Error) -> String {
@@ -59,12 +47,27 @@ pub fn describe_kube(e: &kube::Error) -> String {
         }
         other => format!(
             "{} (is the API server reachable? check --kube-config and the kubeconfig's server)",
-            error_chain(other)
+            crate::telemetry::error_chain(other)
         ),
     }
 }
 
 impl Error {
+    /// The label of this failure in metrics (`node_drain_*_total{error}`).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::KubeConfig { .. } => "kube-config",
+            Error::Prometheus(_) => "prometheus",
+            Error::Rate { .. } => "rate",
+            Error::Kube { .. } => "kubernetes-api",
+            Error::NodePoolNotFound(_) => "nodepool-not-found",
+            Error::Budget { .. } => "budget",
+            Error::Node { .. } => "node",
+            Error::Internal(_) => "internal",
+        }
+    }
+
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
         Error::Kube {
             action: action.into(),

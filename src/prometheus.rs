@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::error::error_chain;
+use crate::telemetry::error_chain;
 
 /// One instant-vector sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,10 +105,6 @@ impl PrometheusClient {
             org_id: (!org_id.is_empty()).then(|| org_id.to_string()),
             http,
         })
-    }
-
-    pub fn address(&self) -> &str {
-        &self.address
     }
 
     /// Runs an instant query and returns its vector (an empty vector is returned as is).

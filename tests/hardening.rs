@@ -574,3 +574,109 @@ async fn a_notready_node_whose_kubelet_died_is_drained_and_retired() {
     assert!(stderr.contains("stuck terminating"), "{stderr}");
     scene.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_drain_never_evicts_its_own_pod() {
+    let scene = Scene::new("hard-self", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("anchor", 1, SMALL, 2).await;
+    let node = node_of(&w.wait_running("anchor", 1, Duration::from_secs(120)).await[0]);
+    let hostname = get_node(client, &node)
+        .await
+        .and_then(|n| n.metadata.labels)
+        .and_then(|l| l.get("kubernetes.io/hostname").cloned())
+        .unwrap();
+    pinned(&w, "self", &hostname, json!({}), json!({})).await;
+    let own = w.wait_running("self", 1, Duration::from_secs(60)).await[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    let mut cmd = env.node_drain();
+    cmd.env("POD_NAME", &own)
+        .env("POD_NAMESPACE", &ns.name)
+        .env("NODE_NAME", &node)
+        .args([
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &node,
+            "--retire",
+            "none",
+        ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let evicted = successful_evictions(env, &ns.name);
+    assert!(
+        !evicted.contains_key(&own),
+        "its own pod is never evicted: {evicted:?}"
+    );
+    assert!(
+        evicted.keys().any(|p| p.starts_with("anchor-")),
+        "{evicted:?}"
+    );
+    assert!(
+        w.pods("self")
+            .await
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == Some(&own)),
+        "node-drain's own pod is still there"
+    );
+    scene.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_deleted_during_its_drain_is_retired_by_someone_else_not_a_failure() {
+    let scene = Scene::new("hard-deleted", "c-4x-amd64-linux", None).await;
+    let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("web", 2, SMALL, 2).await;
+    w.pdb("frozen", "web", None, Some(2)).await;
+    let node = node_of(&w.wait_running("web", 2, Duration::from_secs(120)).await[0]);
+    let child = spawn_drain(
+        env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &node,
+            "--drain-timeout",
+            "5m",
+            "--retire",
+            "nodeclaim",
+        ],
+    );
+    wait_state(client, &node, "cordoned").await;
+    // Someone deletes the Node outright (its finalizers removed: gone at once).
+    let api: Api<Node> = Api::all(client.clone());
+    api.patch(
+        &node,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    api.delete(&node, &DeleteParams::default()).await.unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the drain ends once its node is gone")
+    .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "not a failure:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("retired by someone else"), "{stdout}");
+    assert!(!stderr.contains("restarting"), "no restart storm: {stderr}");
+    scene.cleanup().await;
+}

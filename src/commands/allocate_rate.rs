@@ -39,6 +39,7 @@ pub async fn run(global: &GlobalArgs, args: AllocateRateArgs) -> Result<i32> {
             max_nodes: args.wave.max_nodes,
             nodes: vec![],
             force: false,
+            list_named_pods: true,
         })
         .await??;
     match args.output {

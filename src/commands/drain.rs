@@ -73,6 +73,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
             max_nodes: args.wave.max_nodes,
             nodes: args.nodes.clone(),
             force: args.force,
+            list_named_pods: args.dry_run,
         })
         .await??;
     if plan.rates.is_some() {

@@ -68,6 +68,8 @@ pub struct NodeProgress {
     /// Ownership fence: until when the last successful claim or heartbeat lets
     /// this run mutate the node without asking the API server again.
     pub owned_until: Option<Instant>,
+    /// The Node as the plan read it, used once by the claim instead of a GET.
+    pub seen: Option<Box<k8s_openapi::api::core::v1::Node>>,
     /// The node's Ready condition, as last read.
     pub node_ready: bool,
     pub restarts: u32,
@@ -96,6 +98,7 @@ impl NodeProgress {
             retired: None,
             retire_note: None,
             owned_until: None,
+            seen: None,
             node_ready: true,
             restarts: 0,
             faults_fired: BTreeSet::new(),

@@ -23,4 +23,7 @@ pub struct PlanWave {
     pub nodes: Vec<String>,
     /// `--force`: blocking pods do not keep a node out of the wave.
     pub force: bool,
+    /// List the pods of named nodes too (for a plan a person reads); a planned
+    /// wave always lists them (its blockers decide which nodes it takes).
+    pub list_named_pods: bool,
 }

@@ -162,6 +162,10 @@ pub struct WavePlan {
     pub rates: Option<AllocateRates>,
     pub wave: wave::WaveSize,
     pub nodes: Vec<PlannedNode>,
+    /// The Nodes as the plan read them: a run claims each with its
+    /// resourceVersion without reading it again (a stale one is re-read).
+    #[serde(skip)]
+    pub seen: std::collections::BTreeMap<String, k8s_openapi::api::core::v1::Node>,
 }
 
 impl WavePlan {

@@ -217,7 +217,7 @@ fn verdict_of(e: kube::Error) -> EvictionVerdict {
         }
         // The API server did not answer: transient, bounded by the deadline.
         other => EvictionVerdict::RetryLater {
-            reason: crate::error::error_chain(&other),
+            reason: crate::telemetry::error_chain(&other),
         },
     }
 }

@@ -36,12 +36,19 @@ pub fn fence(cx: &RunContext) -> Instant {
 /// or stops when another live run holds it.
 pub async fn claim(cx: &RunContext, node: &str) -> Result<(), StepError> {
     fault::fire(cx, node, "intent")?;
-    let Some(current) = nodes::get(&cx.client, node)
-        .await
-        .map_err(kube_err(format!("get node {node}")))?
-    else {
-        update(cx, node, |p| p.node_gone = true);
-        return Ok(());
+    let seen = update(cx, node, |p| p.seen.take()).flatten();
+    let current = match seen {
+        Some(node) => *node,
+        None => match nodes::get(&cx.client, node)
+            .await
+            .map_err(kube_err(format!("get node {node}")))?
+        {
+            Some(current) => current,
+            None => {
+                update(cx, node, |p| p.node_gone = true);
+                return Ok(());
+            }
+        },
     };
     let record = Record::read(current.metadata.annotations.as_ref());
     let now = chrono::Utc::now();
@@ -112,7 +119,7 @@ pub async fn claim(cx: &RunContext, node: &str) -> Result<(), StepError> {
         Ok(_) => {}
         Err(nodes::NodePatchError::NotOwned { detail, .. }) => {
             // The Node changed between the read and the claim: read it again.
-            return Err(StepError::Other(format!(
+            return Err(StepError::Transient(format!(
                 "node {node} changed while claiming it ({detail}); retrying"
             )));
         }

@@ -169,7 +169,7 @@ async fn deliver(
                 // without_url: reqwest puts the URL (the secret) in its errors.
                 let e = e.without_url();
                 warn!(
-                    error = crate::error::error_chain(&e).as_str(),
+                    error = crate::telemetry::error_chain(&e).as_str(),
                     attempt = attempt + 1,
                     "Slack did not answer"
                 );

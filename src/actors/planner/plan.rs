@@ -179,6 +179,11 @@ pub async fn plan(
         if node_skip_reason(node).is_some() {
             continue;
         }
+        if !msg.nodes.is_empty() && !msg.list_named_pods {
+            // The drain lists them itself once the node is cordoned.
+            unblocked += 1;
+            continue;
+        }
         let pods = crate::k8s::pods::of_node(client, &node.name)
             .await
             .map_err(|e| Error::kube(format!("list pods of node {}", node.name), e))?;
@@ -214,10 +219,15 @@ pub async fn plan(
             PlannedNode { candidate, pods }
         })
         .collect();
+    let seen = listed
+        .into_iter()
+        .filter_map(|n| Some((n.metadata.name.clone()?, n)))
+        .collect();
     Ok(WavePlan {
         nodepool: msg.nodepool,
         rates: msg.rates,
         wave,
         nodes,
+        seen,
     })
 }

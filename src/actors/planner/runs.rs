@@ -67,6 +67,16 @@ impl PlannerActor {
         for node in &msg.nodes {
             self.deps.progress.remove(node);
         }
+        let deadline = tokio::time::Instant::now() + msg.settings.drain_timeout;
+        for node in &msg.nodes {
+            let mut progress = crate::drain::progress::NodeProgress::new(run_id.clone(), deadline);
+            progress.seen = msg
+                .plan
+                .as_ref()
+                .and_then(|p| p.seen.get(node).cloned())
+                .map(Box::new);
+            self.deps.progress.insert(node.clone(), progress);
+        }
         let cx = Arc::new(RunContext {
             run_id: run_id.clone(),
             holder: self.deps.identity.holder.clone(),
