@@ -737,6 +737,11 @@ async fn sigint_restores_and_a_sigkilled_run_is_restored_by_the_next_one() {
         annotation(&after, "node-drain.io/state").as_deref(),
         Some("restored")
     );
+    assert_eq!(
+        annotation(&after, "node-drain.io/reason").as_deref(),
+        Some("interrupted (SIGINT)"),
+        "the record says why: an interrupt, not a timeout"
+    );
 
     // SIGKILL mid-drain: the node stays cordoned with its state recorded...
     let mut child = spawn_drain(env, &args);

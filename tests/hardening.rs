@@ -680,3 +680,43 @@ async fn a_node_deleted_during_its_drain_is_retired_by_someone_else_not_a_failur
     assert!(!stderr.contains("restarting"), "no restart storm: {stderr}");
     scene.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_two_pdbs_select_blocks_its_node_naming_both_and_nothing_is_forced() {
+    let scene = Scene::new("hard-two-pdbs", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("web", 1, SMALL, 2).await;
+    w.pdb("first", "web", Some(1), None).await;
+    w.pdb("second", "web", Some(1), None).await;
+    let node = node_of(&w.wait_running("web", 1, Duration::from_secs(120)).await[0]);
+    let out = run_node_drain(
+        env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &pool.name,
+            "--nodes",
+            &node,
+            "--on-timeout",
+            "force",
+            "--retire",
+            "none",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "blocked:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("(first, second)"),
+        "both PDBs named: {stdout}"
+    );
+    let deletes: Vec<_> = audit_events(env, &ns.name)
+        .into_iter()
+        .filter(|e| e.verb == "delete")
+        .collect();
+    assert!(deletes.is_empty(), "nothing forced: {deletes:?}");
+    let after = get_node(client, &node).await.unwrap();
+    assert!(!unschedulable(&after), "restored");
+    scene.cleanup().await;
+}

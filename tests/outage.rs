@@ -168,3 +168,62 @@ async fn etcd_paused_for_20s_mid_drain_then_the_drain_completes() {
     assert_drained_once_each(&scene, &node, &out).await;
     scene.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn karpenter_stopped_during_retirement_the_drain_ends_and_the_nodeclaim_waits_for_it() {
+    let _serial = SERIAL.lock().await;
+    let scene = Scene::new("outage-karpenter", "c-4x-amd64-linux", None).await;
+    let w = scene.workloads();
+    w.deployment("web", 1, SMALL, 2).await;
+    let node = node_of(&w.wait_running("web", 1, Duration::from_secs(120)).await[0]);
+    let down = tokio::spawn(async { outage(&["karpenter", "45"]).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = std::time::Instant::now();
+    let out = run_node_drain(
+        &scene.env,
+        &[
+            "drain",
+            "--nodepool-name",
+            &scene.pool.name,
+            "--nodes",
+            &node,
+            "--retire",
+            "nodeclaim",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("NodeClaim"), "{stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the drain does not wait for Karpenter to come back"
+    );
+    let after = Api::<Node>::all(scene.client.clone())
+        .get(&node)
+        .await
+        .unwrap();
+    assert_eq!(
+        annotation(&after, "node-drain.io/state").as_deref(),
+        Some("drained")
+    );
+    assert!(
+        annotation(&after, "node-drain.io/retirement").is_some_and(|r| r.starts_with("nodeclaim/")),
+        "the record names the retirement a later run can check"
+    );
+    down.await.unwrap();
+    wait_for(
+        "Karpenter to finish the retirement",
+        Duration::from_secs(120),
+        || async {
+            let gone = Api::<Node>::all(scene.client.clone())
+                .get_opt(&node)
+                .await
+                .unwrap()
+                .is_none();
+            Ok(gone.then_some(()))
+        },
+    )
+    .await;
+    scene.cleanup().await;
+}

@@ -73,3 +73,100 @@ pub async fn remove(
         }
     }
 }
+
+/// The PodDisruptionBudgets whose selector matches the pod: named when the
+/// Eviction API refuses a pod that more than one of them selects.
+pub async fn pdbs_selecting(client: &Client, pod: &PodRef) -> kube::Result<Vec<String>> {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let labels = pods
+        .get(&pod.name)
+        .await?
+        .metadata
+        .labels
+        .unwrap_or_default();
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &pod.namespace);
+    let mut names: Vec<String> = pdbs
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|pdb| {
+            pdb.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|sel| selector_matches(sel, &labels))
+        })
+        .filter_map(|pdb| pdb.metadata.name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Whether a label selector matches `labels` (matchLabels and matchExpressions;
+/// an empty selector matches everything, as a PDB's does).
+pub fn selector_matches(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let by_labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.clone().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    by_labels && by_expressions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn label_selectors() {
+        let labels = std::collections::BTreeMap::from([
+            ("app".to_string(), "web".to_string()),
+            ("tier".to_string(), "front".to_string()),
+        ]);
+        let cases = [
+            (json!({}), true),
+            (json!({"matchLabels": {"app": "web"}}), true),
+            (json!({"matchLabels": {"app": "db"}}), false),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}),
+                false,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}),
+                false,
+            ),
+            (
+                json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}),
+                true,
+            ),
+        ];
+        for (selector, want) in cases {
+            let s = serde_json::from_value(selector.clone()).unwrap();
+            assert_eq!(selector_matches(&s, &labels), want, "{selector}");
+        }
+    }
+}

@@ -150,7 +150,11 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
             EvictionVerdict::Evicted | EvictionVerdict::AlreadyGone => {
                 break Removal::Removed { forced }
             }
-            EvictionVerdict::Blocked { reason } => break Removal::Blocked { reason },
+            EvictionVerdict::Blocked { reason } => {
+                break Removal::Blocked {
+                    reason: name_the_pdbs(shared, &msg, reason).await,
+                }
+            }
             EvictionVerdict::Failed { reason } => {
                 break Removal::Failed {
                     code: reason
@@ -193,6 +197,21 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
     };
     record(shared, &msg.node, &msg.uid, &result);
     result
+}
+
+/// "More than one PDB" names no PDB: find and name them, so a person knows
+/// which to fix. The answer stands as it was if they cannot be read.
+async fn name_the_pdbs(shared: &EvictorShared, msg: &RemovePod, reason: String) -> String {
+    if !reason.contains("more than one PodDisruptionBudget") {
+        return reason;
+    }
+    match crate::k8s::pods::pdbs_selecting(&shared.client, &msg.pod).await {
+        Ok(names) if !names.is_empty() => format!(
+            "more than one PodDisruptionBudget selects it ({}); the Eviction API refuses such a pod",
+            names.join(", ")
+        ),
+        _ => reason,
+    }
 }
 
 fn verdict_of(e: kube::Error) -> EvictionVerdict {
