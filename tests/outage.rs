@@ -49,8 +49,13 @@ async fn slow_node(scene: &Scene, replicas: i32, grace: i64) -> String {
         .labels
         .and_then(|l| l.get("kubernetes.io/hostname").cloned())
         .unwrap();
+    // Preferred, not required: the pods start on that node, and their
+    // replacements can go elsewhere once it is cordoned.
     let mut spec = pod_spec(&scene.pool.name, SMALL, grace);
-    spec["nodeSelector"]["kubernetes.io/hostname"] = json!(hostname);
+    spec["affinity"] = json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": [hostname]}]}}
+    ]}});
     let object: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
@@ -61,8 +66,13 @@ async fn slow_node(scene: &Scene, replicas: i32, grace: i64) -> String {
         .create(&PostParams::default(), &object)
         .await
         .unwrap();
-    w.wait_running("web", replicas as usize, Duration::from_secs(60))
+    let pods = w
+        .wait_running("web", replicas as usize, Duration::from_secs(60))
         .await;
+    assert!(
+        pods.iter().all(|p| node_of(p) == node),
+        "every web pod started on {node}"
+    );
     w.pdb("one-at-a-time", "web", Some(1), None).await;
     node
 }
