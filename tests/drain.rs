@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -20,34 +20,6 @@ const SMALL: Requests = Requests {
     cpu: "1",
     memory: "1Gi",
 };
-
-fn node_of(pod: &Pod) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .unwrap_or_default()
-}
-
-async fn get_node(client: &kube::Client, name: &str) -> Option<Node> {
-    Api::<Node>::all(client.clone())
-        .get_opt(name)
-        .await
-        .unwrap()
-}
-
-fn annotation(node: &Node, key: &str) -> Option<String> {
-    node.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key).cloned())
-}
-
-fn unschedulable(node: &Node) -> bool {
-    node.spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_scenario_drains_the_two_oldest_of_eight_and_karpenter_replaces_them() {
@@ -669,32 +641,6 @@ async fn a_supervisor_restart_in_each_phase_completes_with_exactly_one_eviction_
         }
     }
     scene.cleanup().await;
-}
-
-/// Starts `node-drain drain` in the background (a process the test can signal).
-fn spawn_drain(env: &TestEnv, args: &[&str]) -> std::process::Child {
-    let mut cmd = env.node_drain();
-    cmd.args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd.spawn().expect("start node-drain")
-}
-
-async fn wait_state(client: &kube::Client, node: &str, want: &str) {
-    wait_for(
-        &format!("node {node} in state {want}"),
-        Duration::from_secs(60),
-        || async {
-            let n = get_node(client, node).await.ok_or("node gone")?;
-            let state = annotation(&n, "node-drain.io/state");
-            if state.as_deref() == Some(want) && (want != "cordoned" || unschedulable(&n)) {
-                Ok(Some(()))
-            } else {
-                Err(format!("{state:?}"))
-            }
-        },
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

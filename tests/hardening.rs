@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{json, Value};
 use support::*;
@@ -18,59 +18,6 @@ const SMALL: Requests = Requests {
     cpu: "500m",
     memory: "512Mi",
 };
-
-fn node_of(pod: &Pod) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .unwrap_or_default()
-}
-
-async fn get_node(client: &kube::Client, name: &str) -> Option<Node> {
-    Api::<Node>::all(client.clone())
-        .get_opt(name)
-        .await
-        .unwrap()
-}
-
-fn annotation(node: &Node, key: &str) -> Option<String> {
-    node.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key).cloned())
-}
-
-fn unschedulable(node: &Node) -> bool {
-    node.spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-}
-
-async fn wait_state(client: &kube::Client, node: &str, want: &str) {
-    wait_for(
-        &format!("node {node} in state {want}"),
-        Duration::from_secs(60),
-        || async {
-            let n = get_node(client, node).await.ok_or("node gone")?;
-            let state = annotation(&n, "node-drain.io/state");
-            if state.as_deref() == Some(want) {
-                Ok(Some(()))
-            } else {
-                Err(format!("{state:?}"))
-            }
-        },
-    )
-    .await;
-}
-
-fn spawn_drain(env: &TestEnv, args: &[&str]) -> std::process::Child {
-    let mut cmd = env.node_drain();
-    cmd.args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd.spawn().expect("start node-drain")
-}
 
 /// A one-replica Deployment pinned to `hostname`, with pod annotations and extra spec.
 async fn pinned(w: &Workloads<'_>, name: &str, hostname: &str, annotations: Value, extra: Value) {
@@ -189,11 +136,7 @@ async fn go_duration_and_unreadable_do_not_disrupt_block_and_tolerating_pods_lea
     let w = scene.workloads();
     w.deployment("anchor", 1, SMALL, 2).await;
     let node = node_of(&w.wait_running("anchor", 1, Duration::from_secs(120)).await[0]);
-    let hostname = get_node(client, &node)
-        .await
-        .and_then(|n| n.metadata.labels)
-        .and_then(|l| l.get("kubernetes.io/hostname").cloned())
-        .unwrap();
+    let hostname = hostname_of(client, &node).await;
     pinned(
         &w,
         "hours",
@@ -489,13 +432,6 @@ async fn two_runs_never_both_own_one_node() {
     scene.cleanup().await;
 }
 
-fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notready_node_whose_kubelet_died_is_drained_and_retired() {
     let scene = Scene::new("hard-notready", "c-4x-amd64-linux", None).await;
@@ -503,11 +439,7 @@ async fn a_notready_node_whose_kubelet_died_is_drained_and_retired() {
     let w = scene.workloads();
     w.deployment("anchor", 1, SMALL, 2).await;
     let node = node_of(&w.wait_running("anchor", 1, Duration::from_secs(120)).await[0]);
-    let hostname = get_node(client, &node)
-        .await
-        .and_then(|n| n.metadata.labels)
-        .and_then(|l| l.get("kubernetes.io/hostname").cloned())
-        .unwrap();
+    let hostname = hostname_of(client, &node).await;
     pinned(&w, "web", &hostname, json!({}), json!({})).await;
     let mut db = pod_spec(&pool.name, SMALL, 2);
     db["nodeSelector"]["kubernetes.io/hostname"] = json!(hostname);
@@ -533,7 +465,7 @@ async fn a_notready_node_whose_kubelet_died_is_drained_and_retired() {
     assert!(killed.success());
     wait_for("the node NotReady", Duration::from_secs(120), || async {
         let n = get_node(client, &node).await.ok_or("node gone")?;
-        Ok((!node_ready(&n)).then_some(()))
+        Ok((!is_ready(&n)).then_some(()))
     })
     .await;
 
@@ -582,11 +514,7 @@ async fn node_drain_never_evicts_its_own_pod() {
     let w = scene.workloads();
     w.deployment("anchor", 1, SMALL, 2).await;
     let node = node_of(&w.wait_running("anchor", 1, Duration::from_secs(120)).await[0]);
-    let hostname = get_node(client, &node)
-        .await
-        .and_then(|n| n.metadata.labels)
-        .and_then(|l| l.get("kubernetes.io/hostname").cloned())
-        .unwrap();
+    let hostname = hostname_of(client, &node).await;
     pinned(&w, "self", &hostname, json!({}), json!({})).await;
     let own = w.wait_running("self", 1, Duration::from_secs(60)).await[0]
         .metadata

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use support::*;
@@ -21,34 +21,13 @@ const SMALL: Requests = Requests {
     memory: "256Mi",
 };
 
-fn node_of(pod: &Pod) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .unwrap_or_default()
-}
-
-fn annotation(node: &Node, key: &str) -> Option<String> {
-    node.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key).cloned())
-}
-
 /// A node running `replicas` pods of `web` (grace `grace` s) behind a PDB that
 /// lets one go at a time, so the drain lasts long enough for an outage.
 async fn slow_node(scene: &Scene, replicas: i32, grace: i64) -> String {
     let w = scene.workloads();
     w.deployment("anchor", 1, SMALL, 2).await;
     let node = node_of(&w.wait_running("anchor", 1, Duration::from_secs(120)).await[0]);
-    let hostname = Api::<Node>::all(scene.client.clone())
-        .get(&node)
-        .await
-        .unwrap()
-        .metadata
-        .labels
-        .and_then(|l| l.get("kubernetes.io/hostname").cloned())
-        .unwrap();
+    let hostname = hostname_of(&scene.client, &node).await;
     // Preferred, not required: the pods start on that node, and their
     // replacements can go elsewhere once it is cordoned.
     let mut spec = pod_spec(&scene.pool.name, SMALL, grace);

@@ -65,19 +65,23 @@ pub struct NodeClaimStatus {
     pub provider_id: Option<String>,
 }
 
-/// The NodeClaim behind a Node: named by the Node's owner reference (Karpenter
-/// sets one), else found by `status.nodeName` or `status.providerID`.
-pub async fn nodeclaim_of(
-    client: &kube::Client,
-    node: &k8s_openapi::api::core::v1::Node,
-) -> kube::Result<Option<String>> {
-    let owned = node
-        .metadata
+/// The NodeClaim a Node's owner reference names (Karpenter sets one).
+pub fn owner_nodeclaim(node: &k8s_openapi::api::core::v1::Node) -> Option<String> {
+    node.metadata
         .owner_references
         .iter()
         .flatten()
         .find(|o| o.kind == "NodeClaim")
-        .map(|o| o.name.clone());
+        .map(|o| o.name.clone())
+}
+
+/// The NodeClaim behind a Node: named by the Node's owner reference, else found
+/// by `status.nodeName` or `status.providerID`.
+pub async fn nodeclaim_of(
+    client: &kube::Client,
+    node: &k8s_openapi::api::core::v1::Node,
+) -> kube::Result<Option<String>> {
+    let owned = owner_nodeclaim(node);
     if owned.is_some() {
         return Ok(owned);
     }

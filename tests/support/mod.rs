@@ -5,6 +5,10 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod nodes;
+
+#[allow(unused_imports)]
+pub use nodes::*;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -8,7 +8,9 @@
 mod actor;
 pub mod fault;
 pub mod restore;
+mod remove;
 mod steps;
+mod wait;
 
 pub use steps::fence;
 
@@ -148,9 +150,9 @@ pub async fn drive(
             Step::Finish(outcome) => return Ok(outcome),
             Step::Claim => steps::claim(&cx, &node).await?,
             Step::PlanPods => steps::plan_pods(&cx, &node).await?,
-            Step::Remove { uids, .. } => steps::remove(&cx, &node, &uids, &stop, false).await?,
-            Step::Force { uids, .. } => steps::remove(&cx, &node, &uids, &stop, true).await?,
-            Step::Wait { uids, until, .. } => steps::wait(&cx, &node, &uids, until, &stop).await?,
+            Step::Remove { uids, .. } => remove::remove(&cx, &node, &uids, &stop, false).await?,
+            Step::Force { uids, .. } => remove::remove(&cx, &node, &uids, &stop, true).await?,
+            Step::Wait { uids, until, .. } => wait::wait(&cx, &node, &uids, until, &stop).await?,
             Step::BeginForce { until } => {
                 warn!(
                     node = node.as_str(),
