@@ -24,6 +24,9 @@ enum Evictions {
     Allow,
     /// 429 with a DisruptionBudget cause, every time.
     PdbRefuses,
+    /// The first eviction: 429 from API Priority and Fairness (plain text and a
+    /// `Retry-After: 3` header, as the API server sends it); then allowed.
+    ThrottledOnce,
 }
 
 struct Fake {
@@ -32,6 +35,8 @@ struct Fake {
     evictions: Evictions,
     /// Every request, as "METHOD path" (query dropped), in order.
     log: Vec<String>,
+    /// When each eviction request arrived.
+    evictions_at: Vec<std::time::Instant>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -114,7 +119,20 @@ async fn answer(fake: Shared, r: Request) -> Response {
         ),
         ("POST", p) if p.ends_with("/eviction") => {
             let name = p.split('/').nth_back(1).unwrap_or("").to_string();
+            f.evictions_at.push(std::time::Instant::now());
+            if f.evictions == Evictions::ThrottledOnce && f.evictions_at.len() == 1 {
+                return Response::new(
+                    429,
+                    "text/plain; charset=utf-8",
+                    "Too many requests, please try again later.\n",
+                )
+                .with_header("Retry-After", "3");
+            }
             match f.evictions {
+                Evictions::ThrottledOnce => {
+                    f.pods.retain(|x| x["metadata"]["name"] != json!(name));
+                    status(201, "", "", json!({}))
+                }
                 Evictions::Allow => {
                     f.pods.retain(|x| x["metadata"]["name"] != json!(name));
                     status(201, "", "", json!({}))
@@ -226,6 +244,7 @@ fn fresh(pods: &[&str], evictions: Evictions, annotations: Value) -> Shared {
         pods: pods.iter().map(|p| pod(p)).collect(),
         evictions,
         log: vec![],
+        evictions_at: vec![],
     }))
 }
 
@@ -423,5 +442,26 @@ async fn a_run_that_loses_its_node_stops_touching_it() {
         fake.lock().unwrap().node["spec"]["unschedulable"],
         json!(true),
         "the new owner decides; the old run does not uncordon"
+    );
+}
+
+#[actix_rt::test]
+async fn api_throttling_is_waited_out_as_its_retry_after_header_says() {
+    let fake = fresh(&["a"], Evictions::ThrottledOnce, json!({}));
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    let at = fake.lock().unwrap().evictions_at.clone();
+    assert_eq!(at.len(), 2, "refused once, then evicted");
+    // The header said 3 s; without it the fallback is 1 s.
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(2900),
+        "waited as Retry-After asked: {:?}",
+        at[1] - at[0]
     );
 }

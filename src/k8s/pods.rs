@@ -44,13 +44,31 @@ pub enum RemovalRequest {
     DeleteNow,
 }
 
+/// A removal the API server refused (or never answered), with the seconds its
+/// `Retry-After` header asked for: API Priority and Fairness says how long to
+/// wait there, in a plain-text body that has no Status details.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: kube::Error,
+    pub retry_after: Option<u32>,
+}
+
+impl From<kube::Error> for Refusal {
+    fn from(error: kube::Error) -> Self {
+        Self {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
 /// Sends one removal request for `pod` with `uid` as precondition.
 pub async fn remove(
     client: &Client,
     pod: &PodRef,
     uid: &str,
     how: RemovalRequest,
-) -> kube::Result<()> {
+) -> Result<(), Refusal> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     let delete = DeleteParams {
         grace_period_seconds: (how == RemovalRequest::DeleteNow).then_some(0),
@@ -66,12 +84,37 @@ pub async fn remove(
                 delete_options: Some(delete),
                 ..Default::default()
             };
-            api.evict(&pod.name, &params).await.map(|_| ())
+            evict(client, pod, &params).await
         }
         RemovalRequest::Delete | RemovalRequest::DeleteNow => {
-            api.delete(&pod.name, &delete).await.map(|_| ())
+            Ok(api.delete(&pod.name, &delete).await.map(|_| ())?)
         }
     }
+}
+
+/// The eviction as a raw request, so the answer's `Retry-After` header is kept.
+async fn evict(client: &Client, pod: &PodRef, params: &EvictParams) -> Result<(), Refusal> {
+    let request = kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", pod.namespace))
+        .evict(&pod.name, params)
+        .map_err(kube::Error::BuildRequest)?;
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let code = response.status();
+    if code.is_success() {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let body = response.into_body().collect_bytes().await?;
+    let text = String::from_utf8_lossy(&body);
+    let status = serde_json::from_str::<kube::core::Status>(&text)
+        .unwrap_or_else(|_| kube::core::Status::failure(text.trim(), "").with_code(code.as_u16()));
+    Err(Refusal {
+        error: kube::Error::Api(status.boxed()),
+        retry_after,
+    })
 }
 
 /// The PodDisruptionBudgets whose selector matches the pod: named when the

@@ -144,7 +144,7 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
         }
         let verdict = match remove(&shared.client, &msg.pod, &msg.uid, msg.how).await {
             Ok(()) => EvictionVerdict::Evicted,
-            Err(e) => verdict_of(e),
+            Err(refusal) => verdict_of(refusal),
         };
         let wait = match verdict {
             EvictionVerdict::Evicted | EvictionVerdict::AlreadyGone => {
@@ -171,7 +171,14 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
                 }
                 pdb_backoff(attempt, 0.2, fastrand::f64())
             }
-            EvictionVerdict::RetryAfter { wait_ms } => Duration::from_millis(wait_ms),
+            EvictionVerdict::RetryAfter { wait_ms } => {
+                info!(
+                    pod = pod_name.as_str(),
+                    waitMs = wait_ms,
+                    "the API server throttles evictions (429, Retry-After); waiting as asked"
+                );
+                Duration::from_millis(wait_ms)
+            }
             EvictionVerdict::RetryLater { reason } => {
                 warn!(
                     pod = pod_name.as_str(),
@@ -214,8 +221,8 @@ async fn name_the_pdbs(shared: &EvictorShared, msg: &RemovePod, reason: String) 
     }
 }
 
-fn verdict_of(e: kube::Error) -> EvictionVerdict {
-    match e {
+fn verdict_of(refusal: crate::k8s::pods::Refusal) -> EvictionVerdict {
+    match refusal.error {
         kube::Error::Api(status) => {
             let causes: Vec<(String, String)> = status
                 .details
@@ -227,11 +234,14 @@ fn verdict_of(e: kube::Error) -> EvictionVerdict {
                         .collect()
                 })
                 .unwrap_or_default();
-            let retry = status
-                .details
-                .as_ref()
-                .map(|d| d.retry_after_seconds)
-                .unwrap_or(0);
+            // The header first (API Priority and Fairness), then the Status details.
+            let retry = refusal.retry_after.unwrap_or_else(|| {
+                status
+                    .details
+                    .as_ref()
+                    .map(|d| d.retry_after_seconds)
+                    .unwrap_or(0)
+            });
             eviction_verdict(status.code, &status.message, &causes, retry)
         }
         // The API server did not answer: transient, bounded by the deadline.

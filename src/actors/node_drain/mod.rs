@@ -7,8 +7,8 @@
 
 mod actor;
 pub mod fault;
-pub mod restore;
 mod remove;
+pub mod restore;
 mod steps;
 mod wait;
 
