@@ -37,6 +37,8 @@ struct Fake {
     log: Vec<String>,
     /// When each eviction request arrived.
     evictions_at: Vec<std::time::Instant>,
+    /// Node patches answer 503 until then (an API server going through a restart).
+    patches_unavailable_until: Option<std::time::Instant>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -90,6 +92,17 @@ async fn answer(fake: Shared, r: Request) -> Response {
     let mut f = fake.lock().unwrap();
     match (r.method.as_str(), path.as_str()) {
         ("GET", "/api/v1/nodes/n1") => json_response(200, f.node.clone()),
+        ("PATCH", "/api/v1/nodes/n1")
+            if f.patches_unavailable_until
+                .is_some_and(|t| std::time::Instant::now() < t) =>
+        {
+            status(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+                json!({}),
+            )
+        }
         ("PATCH", "/api/v1/nodes/n1") => {
             let ops: json_patch::Patch = match serde_json::from_slice(&r.body) {
                 Ok(p) => p,
@@ -245,6 +258,7 @@ fn fresh(pods: &[&str], evictions: Evictions, annotations: Value) -> Shared {
         evictions,
         log: vec![],
         evictions_at: vec![],
+        patches_unavailable_until: None,
     }))
 }
 
@@ -464,4 +478,24 @@ async fn api_throttling_is_waited_out_as_its_retry_after_header_says() {
         "waited as Retry-After asked: {:?}",
         at[1] - at[0]
     );
+}
+
+#[actix_rt::test]
+async fn an_api_server_answering_503_is_waited_out_with_backoff_not_a_restart_storm() {
+    let fake = fresh(&["a", "b"], Evictions::Allow, json!({}));
+    fake.lock().unwrap().patches_unavailable_until =
+        Some(std::time::Instant::now() + Duration::from_secs(4));
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "drained once the API server answers again: {report:?}"
+    );
+    let patches = count(&fake, "PATCH /api/v1/nodes/n1");
+    // Backoff 0.5, 1, 2, 4 s: a handful of claims in 4 s, then the outcome patch.
+    // Without it, every restart retried at once and gave up within a second.
+    assert!((3..=7).contains(&patches), "{patches} node patches");
+    assert_eq!(count(&fake, "/eviction"), 2);
 }
