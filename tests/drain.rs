@@ -789,6 +789,10 @@ async fn on_timeout_force_deletes_what_a_pdb_holds_and_retire_node_deletes_the_n
         stdout.contains(&format!("node {node} deleted")),
         "--retire node deletes the Node: {stdout}"
     );
+    assert!(
+        stdout.contains(&format!("0 evicted, {} force-deleted", held.len())),
+        "forced deletions are counted in the summary: {stdout}"
+    );
     // The PDB refused every eviction; the pods left by deletion with their own grace period.
     let audit = audit_events(env, &ns.name);
     for pod in &held {

@@ -29,6 +29,9 @@ pub struct NodeFacts {
     pub disrupted: bool,
     /// node-drain itself runs on it: drained last in its wave.
     pub hosts_self: bool,
+    /// Karpenter initialized it (`karpenter.sh/initialized=true`): only such
+    /// nodes count towards a budget's node total, as Karpenter counts.
+    pub initialized: bool,
 }
 
 /// Why a node is not in the wave.
@@ -98,13 +101,16 @@ pub fn node_skip_reason(node: &NodeFacts) -> Option<SkipReason> {
     }
 }
 
-/// Nodes counted by the budgets as already disrupted: deleting, NotReady, being
-/// disrupted by Karpenter, or drained by node-drain and not retired.
-pub fn disrupting_count(nodes: &[NodeFacts]) -> usize {
-    nodes
+/// What a budget is applied to, as Karpenter counts it: the initialized nodes,
+/// and those of them already disrupted — NotReady, deleting, being disrupted by
+/// Karpenter, or drained by node-drain and not retired.
+pub fn budget_counts(nodes: &[NodeFacts]) -> (usize, usize) {
+    let counted: Vec<&NodeFacts> = nodes.iter().filter(|n| n.initialized).collect();
+    let disrupting = counted
         .iter()
         .filter(|n| n.deleting || !n.ready || n.disrupted || n.drained)
-        .count()
+        .count();
+    (counted.len(), disrupting)
 }
 
 /// One node in the plan, chosen or not.
@@ -176,6 +182,7 @@ mod tests {
             cordoned_by_other: false,
             disrupted: false,
             hosts_self: false,
+            initialized: true,
         }
     }
 
@@ -251,19 +258,16 @@ mod tests {
     }
 
     #[test]
-    fn disrupting_counts_deleting_not_ready_disrupted_and_drained() {
-        let mut nodes = vec![
-            node("a", 1),
-            node("b", 2),
-            node("c", 3),
-            node("d", 4),
-            node("e", 5),
-        ];
+    fn budgets_count_initialized_nodes_and_the_disrupted_among_them() {
+        let mut nodes: Vec<_> = (0..7).map(|i| node(&format!("n{i}"), i)).collect();
         nodes[0].deleting = true;
         nodes[1].ready = false;
         nodes[2].disrupted = true;
         nodes[3].drained = true;
-        assert_eq!(disrupting_count(&nodes), 4);
+        nodes[5].initialized = false;
+        nodes[6].initialized = false;
+        nodes[6].ready = false;
+        assert_eq!(budget_counts(&nodes), (5, 4));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::k8s::nodes;
 use crate::messages::PlanWave;
 use crate::plan::budget::allowed_disruptions;
 use crate::plan::candidates::{
-    self, disrupting_count, node_skip_reason, order_oldest_first, NodeFacts,
+    self, budget_counts, node_skip_reason, order_oldest_first, NodeFacts,
 };
 use crate::plan::wave::{size_wave, WaveLimits, WaveSize};
 use crate::plan::{PlannedNode, WavePlan};
@@ -64,6 +64,8 @@ pub fn node_facts(node: &Node, own_node: Option<&str>) -> NodeFacts {
             && record.phase.is_none_or(|p| p == Phase::Restored),
         disrupted: tainted(DISRUPTED_TAINT),
         hosts_self: own_node == Some(name.as_str()),
+        initialized: labels
+            .is_some_and(|l| l.get("karpenter.sh/initialized").map(String::as_str) == Some("true")),
         name,
     }
 }
@@ -98,16 +100,12 @@ pub async fn plan(
             .rates
             .as_ref()
             .ok_or_else(|| Error::Internal("a planned wave needs allocate rates".into()))?;
-        let allowed = allowed_disruptions(
-            &nodepool.budgets(),
-            facts.len(),
-            disrupting_count(&facts),
-            now,
-        )
-        .map_err(|source| Error::Budget {
-            nodepool: msg.nodepool.clone(),
-            source,
-        })?;
+        let (budget_nodes, disrupting) = budget_counts(&facts);
+        let allowed = allowed_disruptions(&nodepool.budgets(), budget_nodes, disrupting, now)
+            .map_err(|source| Error::Budget {
+                nodepool: msg.nodepool.clone(),
+                source,
+            })?;
         let limits = WaveLimits {
             max_nodes: msg.max_nodes,
             budget_allowed: allowed.allowed.map(|a| (a, allowed.detail.clone())),
