@@ -39,6 +39,8 @@ struct Fake {
     evictions_at: Vec<std::time::Instant>,
     /// Node patches answer 503 until then (an API server going through a restart).
     patches_unavailable_until: Option<std::time::Instant>,
+    /// Pods removed so far: what a watch reports as DELETED.
+    deleted: Vec<Value>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -85,9 +87,23 @@ async fn answer(fake: Shared, r: Request) -> Response {
         }
     }
     if watch {
-        // Hold the watch open: nothing changes that the LIST did not show.
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        return Response::new(200, "application/json", "");
+        // A watch (from any version) reports every removed pod as DELETED, once
+        // there is one; else it stays open a second and ends, as an idle watch
+        // the API server closes. The client watches again.
+        for _ in 0..10 {
+            if !fake.lock().unwrap().deleted.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let body: String = fake
+            .lock()
+            .unwrap()
+            .deleted
+            .iter()
+            .map(|p| format!("{}\n", json!({"type": "DELETED", "object": p})))
+            .collect();
+        return Response::new(200, "application/json", body);
     }
     let mut f = fake.lock().unwrap();
     match (r.method.as_str(), path.as_str()) {
@@ -143,11 +159,21 @@ async fn answer(fake: Shared, r: Request) -> Response {
             }
             match f.evictions {
                 Evictions::ThrottledOnce => {
-                    f.pods.retain(|x| x["metadata"]["name"] != json!(name));
+                    let (gone, kept): (Vec<Value>, Vec<Value>) = f
+                        .pods
+                        .drain(..)
+                        .partition(|x| x["metadata"]["name"] == json!(name));
+                    f.pods = kept;
+                    f.deleted.extend(gone);
                     status(201, "", "", json!({}))
                 }
                 Evictions::Allow => {
-                    f.pods.retain(|x| x["metadata"]["name"] != json!(name));
+                    let (gone, kept): (Vec<Value>, Vec<Value>) = f
+                        .pods
+                        .drain(..)
+                        .partition(|x| x["metadata"]["name"] == json!(name));
+                    f.pods = kept;
+                    f.deleted.extend(gone);
                     status(201, "", "", json!({}))
                 }
                 Evictions::PdbRefuses => status(
@@ -259,6 +285,7 @@ fn fresh(pods: &[&str], evictions: Evictions, annotations: Value) -> Shared {
         log: vec![],
         evictions_at: vec![],
         patches_unavailable_until: None,
+        deleted: vec![],
     }))
 }
 
@@ -288,8 +315,8 @@ async fn a_drain_is_one_claim_patch_one_list_one_eviction_per_pod_and_one_outcom
     assert_eq!(count(&fake, "/eviction"), 3, "{log:#?}");
     assert_eq!(
         count(&fake, "GET /api/v1/pods"),
-        2,
-        "one LIST to plan, one to start the wait: {log:#?}"
+        1,
+        "one LIST: the wait watches from its resourceVersion: {log:#?}"
     );
     assert_eq!(
         annotation(&fake, "node-drain.io/state").as_deref(),

@@ -47,6 +47,11 @@ pub struct NodeProgress {
     /// The node's pods to remove, planned once: a restart never re-plans, so only
     /// planned UIDs are touched. (A new process re-plans from the Node.)
     pub planned: Option<Vec<PlannedRemoval>>,
+    /// The resourceVersion the node's pods were last seen at: a wait resumes
+    /// its watch there instead of listing them again. None: list first.
+    pub pods_version: Option<String>,
+    /// The planned pods as last seen, by UID (what a resumed watch starts from).
+    pub pod_snapshot: BTreeMap<String, k8s_openapi::api::core::v1::Pod>,
     /// Per planned UID, how its removal went.
     pub removals: BTreeMap<String, Removal>,
     /// Planned UIDs confirmed gone from the node.
@@ -88,6 +93,8 @@ impl NodeProgress {
             deadline,
             force_deadline: None,
             planned: None,
+            pods_version: None,
+            pod_snapshot: BTreeMap::new(),
             removals: BTreeMap::new(),
             gone: BTreeSet::new(),
             cordoned_by_us: None,

@@ -136,7 +136,7 @@ pub async fn claim(cx: &RunContext, node: &str) -> Result<(), StepError> {
 /// Lists the node's pods and plans their removal, once per run.
 pub async fn plan_pods(cx: &RunContext, node: &str) -> Result<(), StepError> {
     info!(nodeName = node, "노드에서 pod evict 시작");
-    let listed = crate::k8s::pods::of_node(&cx.client, node)
+    let (listed, version) = crate::k8s::pods::listed_at(&cx.client, node)
         .await
         .map_err(kube_err(format!("list pods of node {node}")))?;
     let ready = cx.progress.get(node).map(|p| p.node_ready).unwrap_or(true);
@@ -149,9 +149,20 @@ pub async fn plan_pods(cx: &RunContext, node: &str) -> Result<(), StepError> {
         .into_iter()
         .filter(|p| !matches!(p.action, PodAction::Skip(_)))
         .collect();
+    let uids: std::collections::BTreeSet<&String> = planned.iter().map(|p| &p.uid).collect();
+    let snapshot: std::collections::BTreeMap<String, k8s_openapi::api::core::v1::Pod> = listed
+        .iter()
+        .filter_map(|pod| {
+            let uid = pod.metadata.uid.clone()?;
+            uids.contains(&uid).then(|| (uid, pod.clone()))
+        })
+        .collect();
     update(cx, node, |p| {
         if p.planned.is_none() {
             p.planned = Some(planned);
+            // The first wait watches from this list: nothing is listed twice.
+            p.pods_version = version;
+            p.pod_snapshot = snapshot;
         }
     });
     Ok(())

@@ -5,9 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -16,6 +15,7 @@ use super::{fault, update, RunContext, StepError};
 use crate::drain::pods::{classify, NodeContext, PodAction};
 use crate::drain::progress::Removal;
 use crate::k8s::nodes;
+use crate::k8s::pods::PodChange;
 
 /// Whether something the machine must decide on happened to `uids`.
 fn needs_attention(cx: &RunContext, node: &str, uids: &BTreeSet<String>) -> bool {
@@ -61,12 +61,27 @@ pub async fn wait(
         }
         return Ok(());
     }
-    let mut stream = crate::k8s::pods::watch_node(&cx.client, node).boxed();
-    let mut present: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut init: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut synced = false;
+    // Resume from what the plan's LIST (or the last wait) saw: no LIST again.
+    let (version, known) = match cx.progress.get(node) {
+        Some(p) => (
+            p.pods_version.clone(),
+            wanted
+                .iter()
+                .filter(|u| !p.gone.contains(*u))
+                .filter_map(|u| Some((u.clone(), p.pod_snapshot.get(u)?.clone())))
+                .collect::<BTreeMap<String, Pod>>(),
+        ),
+        None => return Ok(()),
+    };
+    let resumed = version.is_some();
+    let mut stream = crate::k8s::pods::changes(&cx.client, node, version.as_deref())
+        .await
+        .map_err(|e| StepError::Transient(format!("watch the pods of node {node}: {e}")))?;
+    let mut present: BTreeMap<String, Pod> = if resumed { known } else { BTreeMap::new() };
+    let mut synced = resumed;
+    let mut seen_version: Option<String> = version;
     let mut ready_checked = Instant::now();
-    loop {
+    let result = loop {
         if synced {
             let gone: Vec<String> = wanted
                 .iter()
@@ -75,58 +90,72 @@ pub async fn wait(
                 .collect();
             update(cx, node, |p| p.gone.extend(gone));
             if present.is_empty() {
-                return Ok(());
+                break Ok(());
             }
             if escalate_stuck(cx, node, &present, &mut ready_checked).await {
-                return Ok(());
+                break Ok(());
             }
         }
         if needs_attention(cx, node, &wanted) {
-            return Ok(());
+            break Ok(());
         }
         let next = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep_until(until) => return Ok(()),
+            _ = stop.cancelled() => break Ok(()),
+            _ = tokio::time::sleep_until(until) => break Ok(()),
             _ = tick.tick() => continue,
-            next = stream.try_next() => next,
+            next = stream.next() => next,
         };
+        let version_of = |p: &Pod| p.metadata.resource_version.clone();
         match next {
-            Err(e) => {
-                // The watcher re-lists by itself after an error; keep waiting.
-                warn!(
-                    node,
-                    error = e.to_string().as_str(),
-                    "pod watch error; resuming"
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Ok(None) => {
-                return Err(StepError::Other(format!(
+            None if resumed => break Ok(()), // the API server closed it: resume next step
+            None => {
+                break Err(StepError::Transient(format!(
                     "the pod watch of node {node} ended"
                 )))
             }
-            Ok(Some(watcher::Event::Init)) => init.clear(),
-            Ok(Some(watcher::Event::InitApply(p))) => {
-                if let Some(uid) = p.metadata.uid.clone().filter(|u| wanted.contains(u)) {
-                    init.insert(uid, p);
+            Some(PodChange::Expired) => {
+                seen_version = None; // too old: the next wait LISTs again
+                break Ok(());
+            }
+            Some(PodChange::Error(e)) => {
+                warn!(node, error = e.as_str(), "pod watch error; resuming");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if resumed {
+                    break Ok(());
                 }
             }
-            Ok(Some(watcher::Event::InitDone)) => {
-                present = std::mem::take(&mut init);
+            Some(PodChange::Version(v)) => seen_version = Some(v),
+            Some(PodChange::Listed(pods)) => {
+                present = pods
+                    .into_iter()
+                    .filter_map(|p| {
+                        Some((p.metadata.uid.clone().filter(|u| wanted.contains(u))?, p))
+                    })
+                    .collect();
                 synced = true;
             }
-            Ok(Some(watcher::Event::Apply(p))) => {
+            Some(PodChange::Applied(p)) => {
+                seen_version = version_of(&p).or(seen_version);
                 if let Some(uid) = p.metadata.uid.clone().filter(|u| wanted.contains(u)) {
                     present.insert(uid, p);
                 }
             }
-            Ok(Some(watcher::Event::Delete(p))) => {
+            Some(PodChange::Deleted(p)) => {
+                seen_version = version_of(&p).or(seen_version);
                 if let Some(uid) = p.metadata.uid.as_ref() {
                     present.remove(uid);
                 }
             }
         }
-    }
+    };
+    // Where the next wait resumes (only a resumed watch keeps a version: after
+    // a LIST-and-watch the watcher's own versions are not seen here).
+    let keep = if resumed { seen_version } else { None };
+    update(cx, node, |p| {
+        p.pods_version = keep;
+        p.pod_snapshot.extend(present);
+    });
+    result
 }
 
 /// Re-classifies the planned pods still present; a pod now stuck terminating is
