@@ -61,8 +61,8 @@ impl Handler<AwaitRun> for PlannerActor {
 impl Handler<NodeDrainFinished> for PlannerActor {
     type Result = ();
 
-    fn handle(&mut self, msg: NodeDrainFinished, _ctx: &mut Self::Context) {
-        self.node_finished(msg)
+    fn handle(&mut self, msg: NodeDrainFinished, ctx: &mut Self::Context) {
+        self.node_finished(msg, ctx)
     }
 }
 

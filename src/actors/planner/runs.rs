@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Addr, AsyncContext, Context, Supervisor, WrapFuture};
+use actix::{Addr, AsyncContext, Context, SpawnHandle, Supervisor, WrapFuture};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -38,6 +38,8 @@ pub struct Run {
     pub waiters: Vec<oneshot::Sender<RunReport>>,
     pub started: Instant,
     pub report: Option<RunReport>,
+    /// The run's heartbeat timer, cancelled when the run ends.
+    pub heartbeat: Option<SpawnHandle>,
 }
 
 impl PlannerActor {
@@ -113,7 +115,7 @@ impl PlannerActor {
         let period = (msg.settings.orphan_after / 4)
             .clamp(Duration::from_millis(200), Duration::from_secs(10));
         let beat_id = run_id.clone();
-        ctx.run_interval(period, move |act, ctx| act.beat(&beat_id, ctx));
+        let heartbeat = ctx.run_interval(period, move |act, ctx| act.beat(&beat_id, ctx));
         self.runs.insert(
             run_id.clone(),
             Run {
@@ -128,6 +130,7 @@ impl PlannerActor {
                 waiters: vec![],
                 started: Instant::now(),
                 report: None,
+                heartbeat: Some(heartbeat),
             },
         );
         Ok(run_id)
@@ -178,7 +181,7 @@ impl PlannerActor {
         }
     }
 
-    pub(super) fn node_finished(&mut self, done: NodeDrainFinished) {
+    pub(super) fn node_finished(&mut self, done: NodeDrainFinished, ctx: &mut Context<Self>) {
         log_outcome(&done);
         self.deps
             .notifier
@@ -207,6 +210,9 @@ impl PlannerActor {
             let _ = waiter.send(report.clone());
         }
         run.actors.clear();
+        if let Some(heartbeat) = run.heartbeat.take() {
+            ctx.cancel_future(heartbeat);
+        }
         run.report = Some(report);
         self.forget_old_runs();
     }
@@ -223,7 +229,12 @@ impl PlannerActor {
         }
         finished.sort();
         for (_, id) in finished.iter().take(finished.len() - KEEP_FINISHED) {
-            self.runs.remove(id);
+            if let Some(run) = self.runs.remove(id) {
+                // Its nodes' progress goes with it, unless a later run holds them.
+                for node in &run.nodes {
+                    self.deps.progress.remove_if(node, |_, p| p.run_id == *id);
+                }
+            }
         }
     }
 
