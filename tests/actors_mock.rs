@@ -41,6 +41,8 @@ struct Fake {
     patches_unavailable_until: Option<std::time::Instant>,
     /// Pods removed so far: what a watch reports as DELETED.
     deleted: Vec<Value>,
+    /// The next watch from a resourceVersion answers 410 Expired (compaction).
+    expire_next_watch: bool,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -85,6 +87,14 @@ async fn answer(fake: Shared, r: Request) -> Response {
         if !watch {
             f.log.push(format!("{} {path}", r.method));
         }
+    }
+    if watch
+        && r.target.contains("resourceVersion=")
+        && std::mem::take(&mut fake.lock().unwrap().expire_next_watch)
+    {
+        let expired = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "too old resource version: 5 (42)", "reason": "Expired", "code": 410}});
+        return Response::new(200, "application/json", format!("{expired}\n"));
     }
     if watch {
         // A watch (from any version) reports every removed pod as DELETED, once
@@ -286,6 +296,7 @@ fn fresh(pods: &[&str], evictions: Evictions, annotations: Value) -> Shared {
         evictions_at: vec![],
         patches_unavailable_until: None,
         deleted: vec![],
+        expire_next_watch: false,
     }))
 }
 
@@ -525,4 +536,27 @@ async fn an_api_server_answering_503_is_waited_out_with_backoff_not_a_restart_st
     // Without it, every restart retried at once and gave up within a second.
     assert!((3..=7).contains(&patches), "{patches} node patches");
     assert_eq!(count(&fake, "/eviction"), 2);
+}
+
+#[actix_rt::test]
+async fn a_watch_version_too_old_to_resume_lists_again() {
+    let fake = fresh(&["a", "b"], Evictions::Allow, json!({}));
+    fake.lock().unwrap().expire_next_watch = true;
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    assert!(
+        !fake.lock().unwrap().expire_next_watch,
+        "the resumed watch was refused"
+    );
+    assert_eq!(
+        count(&fake, "GET /api/v1/pods"),
+        2,
+        "the plan's LIST, then a LIST again after the 410"
+    );
 }

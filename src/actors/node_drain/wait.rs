@@ -74,9 +74,19 @@ pub async fn wait(
         None => return Ok(()),
     };
     let resumed = version.is_some();
-    let mut stream = crate::k8s::pods::changes(&cx.client, node, version.as_deref())
-        .await
-        .map_err(|e| StepError::Transient(format!("watch the pods of node {node}: {e}")))?;
+    let mut stream = match crate::k8s::pods::changes(&cx.client, node, version.as_deref()).await {
+        Ok(stream) => stream,
+        Err(e) if crate::k8s::api_code(&e) == Some(410) => {
+            // The version is too old to resume from: the next wait lists again.
+            update(cx, node, |p| p.pods_version = None);
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(StepError::Transient(format!(
+                "watch the pods of node {node}: {e}"
+            )))
+        }
+    };
     let mut present: BTreeMap<String, Pod> = if resumed { known } else { BTreeMap::new() };
     let mut synced = resumed;
     let mut seen_version: Option<String> = version;
