@@ -24,6 +24,9 @@ enum Evictions {
     Allow,
     /// 429 with a DisruptionBudget cause, every time.
     PdbRefuses,
+    /// Evictions are accepted, but the node's kubelet is dead: the pod stays,
+    /// terminating (its deletionTimestamp long past), until deleted with grace 0.
+    StuckOnDeadNode,
     /// The first eviction: 429 from API Priority and Fairness (plain text and a
     /// `Retry-After: 3` header, as the API server sends it); then allowed.
     ThrottledOnce,
@@ -39,8 +42,9 @@ struct Fake {
     evictions_at: Vec<std::time::Instant>,
     /// Node patches answer 503 until then (an API server going through a restart).
     patches_unavailable_until: Option<std::time::Instant>,
-    /// Pods removed so far: what a watch reports as DELETED.
-    deleted: Vec<Value>,
+    /// What a watch reports, in order: MODIFIED (a pod started terminating) and
+    /// DELETED events.
+    events: Vec<Value>,
     /// The next watch from a resourceVersion answers 410 Expired (compaction).
     expire_next_watch: bool,
 }
@@ -101,7 +105,7 @@ async fn answer(fake: Shared, r: Request) -> Response {
         // there is one; else it stays open a second and ends, as an idle watch
         // the API server closes. The client watches again.
         for _ in 0..10 {
-            if !fake.lock().unwrap().deleted.is_empty() {
+            if !fake.lock().unwrap().events.is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -109,9 +113,9 @@ async fn answer(fake: Shared, r: Request) -> Response {
         let body: String = fake
             .lock()
             .unwrap()
-            .deleted
+            .events
             .iter()
-            .map(|p| format!("{}\n", json!({"type": "DELETED", "object": p})))
+            .map(|e| format!("{e}\n"))
             .collect();
         return Response::new(200, "application/json", body);
     }
@@ -168,13 +172,33 @@ async fn answer(fake: Shared, r: Request) -> Response {
                 .with_header("Retry-After", "3");
             }
             match f.evictions {
+                Evictions::StuckOnDeadNode => {
+                    let past = (chrono::Utc::now() - chrono::Duration::seconds(120)).to_rfc3339();
+                    let mut terminating = None;
+                    for p in f
+                        .pods
+                        .iter_mut()
+                        .filter(|x| x["metadata"]["name"] == json!(name))
+                    {
+                        p["metadata"]["deletionTimestamp"] = json!(past);
+                        p["metadata"]["resourceVersion"] = json!("6");
+                        terminating = Some(p.clone());
+                    }
+                    if let Some(p) = terminating {
+                        f.events.push(json!({"type": "MODIFIED", "object": p}));
+                    }
+                    status(201, "", "", json!({}))
+                }
                 Evictions::ThrottledOnce => {
                     let (gone, kept): (Vec<Value>, Vec<Value>) = f
                         .pods
                         .drain(..)
                         .partition(|x| x["metadata"]["name"] == json!(name));
                     f.pods = kept;
-                    f.deleted.extend(gone);
+                    f.events.extend(
+                        gone.into_iter()
+                            .map(|p| json!({"type": "DELETED", "object": p})),
+                    );
                     status(201, "", "", json!({}))
                 }
                 Evictions::Allow => {
@@ -183,7 +207,10 @@ async fn answer(fake: Shared, r: Request) -> Response {
                         .drain(..)
                         .partition(|x| x["metadata"]["name"] == json!(name));
                     f.pods = kept;
-                    f.deleted.extend(gone);
+                    f.events.extend(
+                        gone.into_iter()
+                            .map(|p| json!({"type": "DELETED", "object": p})),
+                    );
                     status(201, "", "", json!({}))
                 }
                 Evictions::PdbRefuses => status(
@@ -193,6 +220,20 @@ async fn answer(fake: Shared, r: Request) -> Response {
                     json!({"causes": [{"reason": "DisruptionBudget", "message": "The disruption budget web needs 2 healthy pods and has 2 currently"}]}),
                 ),
             }
+        }
+        ("DELETE", p) if p.starts_with("/api/v1/namespaces/ns/pods/") => {
+            let name = p.rsplit('/').next().unwrap_or("").to_string();
+            let (gone, kept): (Vec<Value>, Vec<Value>) = f
+                .pods
+                .drain(..)
+                .partition(|x| x["metadata"]["name"] == json!(name));
+            f.pods = kept;
+            let answer = gone.first().cloned().unwrap_or(json!({}));
+            f.events.extend(
+                gone.into_iter()
+                    .map(|p| json!({"type": "DELETED", "object": p})),
+            );
+            json_response(200, answer)
         }
         ("POST", p) if p.contains("/events") => {
             let body: Value = serde_json::from_slice(&r.body).unwrap_or(json!({}));
@@ -295,7 +336,7 @@ fn fresh(pods: &[&str], evictions: Evictions, annotations: Value) -> Shared {
         log: vec![],
         evictions_at: vec![],
         patches_unavailable_until: None,
-        deleted: vec![],
+        events: vec![],
         expire_next_watch: false,
     }))
 }
@@ -559,4 +600,25 @@ async fn a_watch_version_too_old_to_resume_lists_again() {
         2,
         "the plan's LIST, then a LIST again after the 410"
     );
+}
+
+#[actix_rt::test]
+async fn a_pod_stuck_terminating_on_a_notready_node_is_deleted_with_grace_0_and_waited_for() {
+    let fake = fresh(&["a"], Evictions::StuckOnDeadNode, json!({}));
+    fake.lock().unwrap().node["status"]["conditions"][0]["status"] = json!("False");
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    assert_eq!(count(&fake, "/eviction"), 1);
+    assert_eq!(
+        count(&fake, "DELETE /api/v1/namespaces/ns/pods/a"),
+        1,
+        "one grace-0 delete"
+    );
+    assert_eq!(report.nodes[0].pods_force_deleted, 1);
 }

@@ -211,16 +211,22 @@ async fn escalate_stuck(
     if stuck.is_empty() {
         return false;
     }
+    // True only when a pod is newly planned for a grace-0 deletion: one already
+    // deleted that way is waited for here (a `true` for it would end every wait
+    // before it reads the event that says the pod is gone).
     update(cx, node, |p| {
+        let mut changed = false;
         for (uid, reason) in &stuck {
             if let Some(planned) = p.planned.iter_mut().flatten().find(|x| &x.uid == uid) {
                 if !matches!(planned.action, PodAction::ForceDelete(_)) {
                     warn!(node, pod = %planned.pod, "pod stuck terminating: deleting it with grace 0");
                     planned.action = PodAction::ForceDelete(reason.clone());
                     p.removals.remove(uid);
+                    changed = true;
                 }
             }
         }
-    });
-    true
+        changed
+    })
+    .unwrap_or(false)
 }
