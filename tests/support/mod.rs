@@ -371,7 +371,14 @@ impl Workloads<'_> {
             .expect("create Deployment")
     }
 
+    /// A StatefulSet whose pods each take a node of their own (hostname
+    /// anti-affinity among themselves): stacked on one node they could leave it
+    /// no room for a pod the test needs there.
     pub async fn statefulset(&self, name: &str, replicas: i32, requests: Requests) -> StatefulSet {
+        let mut spec = pod_spec(self.nodepool, requests, 2);
+        spec["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": name}}, "topologyKey": "kubernetes.io/hostname"}
+        ]}});
         let object: StatefulSet = serde_json::from_value(json!({
             "metadata": {"name": name},
             "spec": {
@@ -379,7 +386,7 @@ impl Workloads<'_> {
                 "serviceName": name,
                 "podManagementPolicy": "Parallel",
                 "selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec(self.nodepool, requests, 2)}
+                "template": {"metadata": {"labels": {"app": name}}, "spec": spec}
             }
         }))
         .unwrap();
