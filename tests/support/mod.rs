@@ -171,7 +171,7 @@ impl TestNamespace {
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
         wait_for(
             "the default ServiceAccount",
-            Duration::from_secs(30),
+            Duration::from_secs(120),
             || async {
                 Ok(accounts
                     .get_opt("default")
