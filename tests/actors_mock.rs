@@ -51,6 +51,21 @@ struct Fake {
 
 type Shared = Arc<Mutex<Fake>>;
 
+impl Fake {
+    /// Removes the pod `name` (as the API server does once it is gone) and
+    /// records its DELETED event; returns it.
+    fn remove_pod(&mut self, name: &str) -> Option<Value> {
+        let at = self
+            .pods
+            .iter()
+            .position(|x| x["metadata"]["name"] == json!(name))?;
+        let pod = self.pods.remove(at);
+        self.events
+            .push(json!({"type": "DELETED", "object": pod.clone()}));
+        Some(pod)
+    }
+}
+
 fn node(annotations: Value) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Node",
@@ -189,28 +204,8 @@ async fn answer(fake: Shared, r: Request) -> Response {
                     }
                     status(201, "", "", json!({}))
                 }
-                Evictions::ThrottledOnce => {
-                    let (gone, kept): (Vec<Value>, Vec<Value>) = f
-                        .pods
-                        .drain(..)
-                        .partition(|x| x["metadata"]["name"] == json!(name));
-                    f.pods = kept;
-                    f.events.extend(
-                        gone.into_iter()
-                            .map(|p| json!({"type": "DELETED", "object": p})),
-                    );
-                    status(201, "", "", json!({}))
-                }
-                Evictions::Allow => {
-                    let (gone, kept): (Vec<Value>, Vec<Value>) = f
-                        .pods
-                        .drain(..)
-                        .partition(|x| x["metadata"]["name"] == json!(name));
-                    f.pods = kept;
-                    f.events.extend(
-                        gone.into_iter()
-                            .map(|p| json!({"type": "DELETED", "object": p})),
-                    );
+                Evictions::ThrottledOnce | Evictions::Allow => {
+                    f.remove_pod(&name);
                     status(201, "", "", json!({}))
                 }
                 Evictions::PdbRefuses => status(
@@ -223,16 +218,7 @@ async fn answer(fake: Shared, r: Request) -> Response {
         }
         ("DELETE", p) if p.starts_with("/api/v1/namespaces/ns/pods/") => {
             let name = p.rsplit('/').next().unwrap_or("").to_string();
-            let (gone, kept): (Vec<Value>, Vec<Value>) = f
-                .pods
-                .drain(..)
-                .partition(|x| x["metadata"]["name"] == json!(name));
-            f.pods = kept;
-            let answer = gone.first().cloned().unwrap_or(json!({}));
-            f.events.extend(
-                gone.into_iter()
-                    .map(|p| json!({"type": "DELETED", "object": p})),
-            );
+            let answer = f.remove_pod(&name).unwrap_or(json!({}));
             json_response(200, answer)
         }
         ("POST", p) if p.contains("/events") => {

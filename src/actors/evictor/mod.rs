@@ -142,9 +142,9 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
                 code: None,
             };
         }
-        let verdict = match remove(&shared.client, &msg.pod, &msg.uid, msg.how).await {
-            Ok(()) => EvictionVerdict::Evicted,
-            Err(refusal) => verdict_of(refusal),
+        let (verdict, code) = match remove(&shared.client, &msg.pod, &msg.uid, msg.how).await {
+            Ok(()) => (EvictionVerdict::Evicted, None),
+            Err(refusal) => (verdict_of(&refusal), crate::k8s::api_code(&refusal.error)),
         };
         let wait = match verdict {
             EvictionVerdict::Evicted | EvictionVerdict::AlreadyGone => {
@@ -155,15 +155,7 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
                     reason: name_the_pdbs(shared, &msg, reason).await,
                 }
             }
-            EvictionVerdict::Failed { reason } => {
-                break Removal::Failed {
-                    code: reason
-                        .strip_prefix("HTTP ")
-                        .and_then(|r| r.get(..3))
-                        .and_then(|c| c.parse().ok()),
-                    reason,
-                }
-            }
+            EvictionVerdict::Failed { reason } => break Removal::Failed { code, reason },
             EvictionVerdict::RetryPdb { pdb } => {
                 note_pdb_refusal(shared, &msg.node, &pod_name, pdb.as_deref());
                 if tokio::time::Instant::now() >= msg.deadline {
@@ -221,8 +213,8 @@ async fn name_the_pdbs(shared: &EvictorShared, msg: &RemovePod, reason: String) 
     }
 }
 
-fn verdict_of(refusal: crate::k8s::pods::Refusal) -> EvictionVerdict {
-    match refusal.error {
+fn verdict_of(refusal: &crate::k8s::pods::Refusal) -> EvictionVerdict {
+    match &refusal.error {
         kube::Error::Api(status) => {
             let causes: Vec<(String, String)> = status
                 .details

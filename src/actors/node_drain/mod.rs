@@ -57,13 +57,8 @@ pub struct NodeDrainActor {
 }
 
 impl NodeDrainActor {
+    /// The node's progress is created by the run that starts this actor.
     pub fn new(node: String, cx: Arc<RunContext>, stop: CancellationToken) -> Self {
-        cx.progress.entry(node.clone()).or_insert_with(|| {
-            NodeProgress::new(
-                cx.run_id.clone(),
-                Instant::now() + cx.settings.drain_timeout,
-            )
-        });
         Self { node, cx, stop }
     }
 }
