@@ -30,7 +30,6 @@ pub async fn run(global: &GlobalArgs, args: AllocateRateArgs) -> Result<i32> {
     );
     let started = start_actors(global, false, 1, 1).await?;
     let plan = started
-        .actors
         .planner
         .send(PlanWave {
             nodepool,

@@ -12,12 +12,12 @@ use tracing::{info, warn};
 
 use super::progress_bars::Bars;
 use super::{checked_nodepool, render, start_actors};
-use crate::actors::planner::reconcile::recover_orphans;
 use crate::cli::{DrainArgs, GlobalArgs, OutputFormat};
 use crate::drain::{DrainSettings, StopReason};
 use crate::error::{Error, Result};
 use crate::messages::{
-    AwaitRun, CancelRun, FlushNotifications, MeasureAllocateRates, PlanWave, StartRun,
+    AwaitRun, CancelRun, FlushNotifications, MeasureAllocateRates, PlanWave, RecoverOrphans,
+    StartRun,
 };
 
 pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
@@ -31,10 +31,14 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     )
     .await?;
 
+    let planner = actors.planner.clone();
     if !args.dry_run {
-        let recorder = crate::k8s::events::recorder(actors.client.clone(), &actors.holder);
-        let recovered =
-            recover_orphans(&actors.client, &recorder, &nodepool, args.orphan_after).await?;
+        let recovered = planner
+            .send(RecoverOrphans {
+                nodepool: nodepool.clone(),
+                orphan_after: args.orphan_after,
+            })
+            .await??;
         for node in &recovered {
             warn!(
                 node = node.as_str(),
@@ -43,7 +47,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         }
     }
 
-    let rates = match &actors.actors.metrics {
+    let rates = match &actors.metrics {
         Some(metrics) => {
             info!("노드 사용률 조회 중");
             let rates = metrics
@@ -64,7 +68,6 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         }
         None => None,
     };
-    let planner = actors.actors.planner.clone();
     let plan = planner
         .send(PlanWave {
             nodepool: nodepool.clone(),
@@ -145,19 +148,18 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
             report = &mut awaited => break report??,
             _ = ticker.tick() => {
                 if let Some(bars) = &bars {
-                    bars.update(&actors.actors.progress);
+                    bars.update(&actors.progress);
                 }
             }
         }
     };
     if let Some(bars) = bars {
-        bars.finish(&actors.actors.progress);
+        bars.finish(&actors.progress);
     }
     print!("{}", render::run_summary(&report));
     // The drain is over; give Slack a bounded moment before the process exits.
     let timeout = Duration::from_secs(args.slack_flush_timeout_seconds);
     if !actors
-        .actors
         .notifier
         .send(FlushNotifications { timeout })
         .await

@@ -33,20 +33,13 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
-/// The actors, with what a command keeps beside them.
-pub struct Started {
-    pub actors: Actors,
-    pub client: kube::Client,
-    pub holder: String,
-}
-
 /// Validates the global flags and starts every actor once.
 async fn start_actors(
     global: &GlobalArgs,
     with_prometheus: bool,
     eviction_rate: u32,
     eviction_burst: u32,
-) -> Result<Started> {
+) -> Result<Actors> {
     let slack = WebhookUrl::parse(&global.slack_webhook_url).map_err(Error::Usage)?;
     let prometheus = if with_prometheus {
         Some(prometheus_client(global)?)
@@ -55,9 +48,8 @@ async fn start_actors(
     };
     let client = crate::k8s::client(global.kube_config).await?;
     let identity = Identity::from_env();
-    let holder = identity.holder.clone();
-    let actors = crate::actors::start(Deps {
-        client: client.clone(),
+    Ok(crate::actors::start(Deps {
+        client,
         prometheus,
         karpenter_metrics: global.karpenter_metrics,
         slack,
@@ -66,12 +58,7 @@ async fn start_actors(
         eviction_burst,
         identity,
         fault: crate::actors::node_drain::Fault::from_env(),
-    });
-    Ok(Started {
-        actors,
-        client,
-        holder,
-    })
+    }))
 }
 
 fn prometheus_client(global: &GlobalArgs) -> Result<PrometheusClient> {

@@ -11,6 +11,6 @@ pub use evict::RemovePod;
 pub use notify::{FlushNotifications, GetNotifierStats, Notify};
 pub use plan::{MeasureAllocateRates, PlanWave};
 pub use run::{
-    AwaitRun, CancelNode, CancelRun, GetStatus, NodeDrainFinished, NodeStatus, RunId, RunReport,
-    RunStatus, StartRun, StatusSnapshot,
+    AwaitRun, CancelNode, CancelRun, GetStatus, NodeDrainFinished, NodeStatus, RecoverOrphans,
+    RunId, RunReport, RunStatus, StartRun, StatusSnapshot,
 };

@@ -50,6 +50,15 @@ pub struct CancelNode {
     pub reason: StopReason,
 }
 
+/// Restores the NodePool's nodes whose run died (record in progress, heartbeat
+/// older than `orphan_after`); answers their names.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<String>>")]
+pub struct RecoverOrphans {
+    pub nodepool: String,
+    pub orphan_after: Duration,
+}
+
 /// A NodeDrainActor finished with its node (for good: drained, or not).
 #[derive(Debug, Clone, Serialize, Message)]
 #[rtype(result = "()")]

@@ -6,8 +6,8 @@ use tokio::sync::oneshot;
 use super::PlannerActor;
 use crate::error::{Error, Result};
 use crate::messages::{
-    AwaitRun, CancelNode, CancelRun, GetStatus, NodeDrainFinished, PlanWave, RunId, RunReport,
-    StartRun,
+    AwaitRun, CancelNode, CancelRun, GetStatus, NodeDrainFinished, PlanWave, RecoverOrphans, RunId,
+    RunReport, StartRun,
 };
 use crate::plan::WavePlan;
 
@@ -87,5 +87,18 @@ impl Handler<GetStatus> for PlannerActor {
 
     fn handle(&mut self, _msg: GetStatus, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.status())
+    }
+}
+
+impl Handler<RecoverOrphans> for PlannerActor {
+    type Result = ResponseFuture<Result<Vec<String>>>;
+
+    fn handle(&mut self, msg: RecoverOrphans, _ctx: &mut Self::Context) -> Self::Result {
+        let client = self.client.clone();
+        let recorder = self.deps.recorder.clone();
+        Box::pin(async move {
+            super::reconcile::recover_orphans(&client, &recorder, &msg.nodepool, msg.orphan_after)
+                .await
+        })
     }
 }
