@@ -572,10 +572,15 @@ async fn dry_run_changes_nothing_and_names_the_oldest_nodes() {
     assert!(text_out.status.success());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = versions(client, pool, &ns.name).await;
+    // Karpenter may have launched a spare node while the pods were pending: count
+    // what is there, each node with its NodeClaim.
+    let count = |kind: &str| before.keys().filter(|k| k.starts_with(kind)).count();
+    assert!(count("node/") >= 8, "8 nodes or more: {before:?}");
+    assert_eq!(count("node/"), count("nodeclaim/"), "a NodeClaim per node");
     assert_eq!(
-        before.len(),
-        8 + 8 + 1 + 8,
-        "8 nodes, 8 NodeClaims, the NodePool, 8 pods"
+        (count("nodepool/"), count("pod/")),
+        (1, 8),
+        "the NodePool, 8 pods"
     );
     assert_eq!(before, after, "a dry run must change nothing");
 
