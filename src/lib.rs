@@ -11,10 +11,14 @@
 
 /// The actors of the design card and the one function that starts them.
 pub mod actors;
+/// Alertmanager webhooks: payload, rules, the node an alert names, dedupe.
+pub mod alerts;
 /// clap only: flags and env vars into settings.
 pub mod cli;
 /// One file per subcommand; each is a front of the actors.
 pub mod commands;
+/// The daemon config file: alert rules and managed NodePools.
+pub mod config;
 /// What happens to one node, decided without IO.
 pub mod drain;
 /// The one duration parser (Go syntax) for flags, budgets and annotations.

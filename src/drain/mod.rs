@@ -112,7 +112,7 @@ impl DrainOutcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnTimeout {
     /// Give up, uncordon (if node-drain cordoned it), report.
@@ -121,7 +121,7 @@ pub enum OnTimeout {
     Force,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Retire {
     /// Delete the Karpenter NodeClaim: Karpenter terminates the instance and replaces capacity.

@@ -2,6 +2,9 @@
 //! (default info). Standard output is kept for the command's own output. While
 //! progress bars are drawn, log lines are printed above them, not through them.
 
+/// The node_drain_* metrics registry.
+pub mod metrics;
+
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 

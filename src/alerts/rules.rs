@@ -1,0 +1,148 @@
+//! Alert rules (the `rules:` of the daemon's config) and the node an alert
+//! names. A rule matches on the alert name and, optionally, exact label
+//! values; the first rule that matches decides the action.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use super::payload::Alert;
+use crate::drain::{OnTimeout, Retire};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Drain (and retire) the node the alert names.
+    DrainNode,
+    /// One wave of the NodePool of the node the alert names, planned as the
+    /// CLI plans it (the allocate rate, budgets, caps).
+    DrainNodepool,
+    /// Cordon the node only: an operator decides what comes next.
+    Cordon,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::DrainNode => "drain-node",
+            Action::DrainNodepool => "drain-nodepool",
+            Action::Cordon => "cordon",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rule {
+    pub alertname: String,
+    /// Every label here must be on the alert with this value.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub action: Action,
+    /// Per-rule drain options; the daemon's flags when absent.
+    #[serde(default)]
+    pub retire: Option<Retire>,
+    #[serde(default)]
+    pub force: Option<bool>,
+    #[serde(default)]
+    pub on_timeout: Option<OnTimeout>,
+    /// A Go duration ("15m").
+    #[serde(default)]
+    pub drain_timeout: Option<String>,
+}
+
+impl Rule {
+    pub fn matches(&self, alert: &Alert) -> bool {
+        alert.name() == self.alertname
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| alert.labels.get(k) == Some(v))
+    }
+}
+
+/// The first rule that matches `alert`.
+pub fn rule_for<'a>(rules: &'a [Rule], alert: &Alert) -> Option<&'a Rule> {
+    rules.iter().find(|r| r.matches(alert))
+}
+
+/// The labels that name a node, in the order they are tried.
+pub const NODE_LABELS: [&str; 4] = ["node", "instance", "nodename", "kubernetes_node"];
+
+/// What the resolver knows of the cluster's nodes.
+#[derive(Debug, Default, Clone)]
+pub struct NodeIndex {
+    /// Node name → its NodePool (None: not a Karpenter node).
+    pub nodepool_of: HashMap<String, Option<String>>,
+    /// InternalIP → the nodes that have it.
+    pub by_ip: HashMap<String, Vec<String>>,
+}
+
+/// Why an alert names no node node-drain may act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    #[error("no node label (node, instance, nodename, kubernetes_node)")]
+    NoNodeLabel,
+    #[error("{label}={value:?} names no node of the cluster")]
+    UnknownNode { label: &'static str, value: String },
+    #[error("instance IP {ip} is shared by nodes {nodes:?}: ambiguous")]
+    AmbiguousIp { ip: String, nodes: Vec<String> },
+}
+
+impl Unresolved {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Unresolved::NoNodeLabel => "no-node-label",
+            Unresolved::UnknownNode { .. } => "unknown-node",
+            Unresolved::AmbiguousIp { .. } => "ambiguous-ip",
+        }
+    }
+}
+
+/// The node `labels` name: `node`; `instance` as a node name, or `IP:port` /
+/// `IP` through the nodes' InternalIP; then `nodename`, `kubernetes_node`.
+pub fn node_of(labels: &BTreeMap<String, String>, index: &NodeIndex) -> Result<String, Unresolved> {
+    let mut first_unknown = None;
+    for label in NODE_LABELS {
+        let Some(value) = labels.get(label).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if index.nodepool_of.contains_key(value) {
+            return Ok(value.clone());
+        }
+        if label == "instance" {
+            let ip = strip_port(value);
+            match index.by_ip.get(ip).map(Vec::as_slice) {
+                Some([one]) => return Ok(one.clone()),
+                Some(many) if many.len() > 1 => {
+                    let mut nodes = many.to_vec();
+                    nodes.sort();
+                    return Err(Unresolved::AmbiguousIp {
+                        ip: ip.to_string(),
+                        nodes,
+                    });
+                }
+                _ => {}
+            }
+        }
+        first_unknown.get_or_insert(Unresolved::UnknownNode {
+            label,
+            value: value.clone(),
+        });
+    }
+    Err(first_unknown.unwrap_or(Unresolved::NoNodeLabel))
+}
+
+/// "10.0.0.1:9100" → "10.0.0.1"; "[fd00::1]:9100" → "fd00::1"; an IP alone as is.
+fn strip_port(instance: &str) -> &str {
+    if let Some(rest) = instance.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match instance.rsplit_once(':') {
+        // One colon: host:port. More: a bare IPv6 address.
+        Some((host, port)) if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            host
+        }
+        _ => instance,
+    }
+}

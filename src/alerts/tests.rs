@@ -1,0 +1,148 @@
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::dedupe::Dedupe;
+use super::payload::{parse, Status};
+use super::rules::{node_of, rule_for, Action, NodeIndex, Rule, Unresolved};
+
+const BODY: &str = r#"{
+  "receiver": "node-drain", "status": "firing", "version": "4",
+  "groupKey": "{}:{alertname=\"NodeDiskPressure\"}", "truncatedAlerts": 0,
+  "notification_reason": "new", "routeLabels": {"a": "b"},
+  "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+  "alerts": [{"status": "firing", "labels": {"alertname": "NodeDiskPressure", "instance": "10.0.0.7:9100"},
+              "annotations": {}, "startsAt": "2026-11-22T03:00:00.123Z", "endsAt": "0001-01-01T00:00:00Z",
+              "generatorURL": "http://prom", "fingerprint": "abc123"}]
+}"#;
+
+#[test]
+fn a_version_4_body_with_fields_alertmanager_added_later_parses() {
+    let m = parse(BODY.as_bytes()).unwrap();
+    assert_eq!(m.status, Status::Firing);
+    assert_eq!(m.alerts[0].name(), "NodeDiskPressure");
+    assert_eq!(m.alerts[0].key().0, "abc123");
+}
+
+#[test]
+fn a_bad_body_is_refused_naming_the_field() {
+    let cases = [
+        ("{", "invalid body"),
+        (r#"{"version":"4","status":"firing"}"#, "alerts"),
+        (
+            &BODY.replace(r#""version": "4""#, r#""version": "3""#),
+            "field version",
+        ),
+        (
+            &BODY.replace(
+                r#""status": "firing", "version""#,
+                r#""status": "burning", "version""#,
+            ),
+            "field status",
+        ),
+        (
+            &BODY.replace("2026-11-22T03:00:00.123Z", "yesterday"),
+            "alerts[0].startsAt",
+        ),
+        (
+            &BODY.replace(r#""alertname": "NodeDiskPressure", "#, ""),
+            "alerts[0].labels",
+        ),
+        (r#"{"version":"4","status":"firing","alerts":{}}"#, "alerts"),
+    ];
+    for (body, field) in cases {
+        let err = parse(body.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains(field), "{body}: {err} should name {field}");
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn index() -> NodeIndex {
+    let mut i = NodeIndex::default();
+    for (name, ip) in [
+        ("a", "10.0.0.1"),
+        ("b", "10.0.0.2"),
+        ("c", "10.0.0.9"),
+        ("d", "10.0.0.9"),
+    ] {
+        i.nodepool_of.insert(name.into(), Some("pool".into()));
+        i.by_ip.entry(ip.into()).or_default().push(name.into());
+    }
+    i
+}
+
+#[test]
+fn the_node_comes_from_the_labels_in_order() {
+    let i = index();
+    let cases: Vec<(Vec<(&str, &str)>, Result<&str, Unresolved>)> = vec![
+        (vec![("node", "a"), ("instance", "10.0.0.2:9100")], Ok("a")),
+        (vec![("instance", "b")], Ok("b")),
+        (vec![("instance", "10.0.0.2:9100")], Ok("b")),
+        (vec![("instance", "10.0.0.1")], Ok("a")),
+        (vec![("nodename", "a")], Ok("a")),
+        (vec![("kubernetes_node", "b")], Ok("b")),
+        (vec![("job", "x")], Err(Unresolved::NoNodeLabel)),
+        (
+            vec![("node", "zz")],
+            Err(Unresolved::UnknownNode {
+                label: "node",
+                value: "zz".into(),
+            }),
+        ),
+        (
+            vec![("instance", "10.0.0.9:9100")],
+            Err(Unresolved::AmbiguousIp {
+                ip: "10.0.0.9".into(),
+                nodes: vec!["c".into(), "d".into()],
+            }),
+        ),
+        (vec![("node", "zz"), ("nodename", "b")], Ok("b")),
+    ];
+    for (l, want) in cases {
+        let got = node_of(&labels(&l), &i);
+        assert_eq!(got, want.map(String::from), "{l:?}");
+    }
+}
+
+#[test]
+fn the_first_matching_rule_decides() {
+    let rules: Vec<Rule> = serde_yaml::from_str(
+        "- {alertname: NodeDiskPressure, labels: {severity: critical}, action: drain-node}\n\
+         - {alertname: NodeDiskPressure, action: cordon}\n",
+    )
+    .unwrap();
+    let mut m = parse(BODY.as_bytes()).unwrap();
+    let alert = &mut m.alerts[0];
+    assert_eq!(rule_for(&rules, alert).unwrap().action, Action::Cordon);
+    alert.labels.insert("severity".into(), "critical".into());
+    assert_eq!(rule_for(&rules, alert).unwrap().action, Action::DrainNode);
+    alert.labels.insert("alertname".into(), "Other".into());
+    assert!(rule_for(&rules, alert).is_none());
+}
+
+#[test]
+fn a_delivery_is_acted_on_once_and_the_memory_is_bounded() {
+    let t0 = Instant::now();
+    let when = chrono::Utc::now();
+    let mut d = Dedupe::new(Duration::from_secs(60), 3);
+    assert!(d.first(("a".into(), when), t0));
+    assert!(!d.first(("a".into(), when), t0));
+    // A new startsAt is a new firing.
+    assert!(d.first(("a".into(), when + chrono::Duration::seconds(1)), t0));
+    // Forgotten (not queued): the retry counts.
+    d.forget(&("a".into(), when));
+    assert!(d.first(("a".into(), when), t0));
+    for i in 0..10 {
+        d.first((format!("x{i}"), when), t0);
+    }
+    assert!(d.len() <= 3);
+    // Expired after the ttl.
+    let mut d = Dedupe::new(Duration::from_secs(60), 100);
+    assert!(d.first(("a".into(), when), t0));
+    assert!(d.first(("a".into(), when), t0 + Duration::from_secs(61)));
+}

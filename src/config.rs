@@ -1,0 +1,157 @@
+//! The daemon's config file (`serve --config`, a ConfigMap in-cluster): alert
+//! rules and the NodePools it manages. Read at start (a bad file stops the
+//! daemon, exit 2) and re-read when it changes (a bad reload keeps the last
+//! good config and says why). This is the smallest that works:
+//!
+//! ```yaml
+//! rules:
+//!   - alertname: NodeDiskPressure
+//!     action: drain-node
+//! ```
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::alerts::rules::Rule;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// NodePools managed besides `--nodepool-name`.
+    #[serde(default)]
+    pub nodepools: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+impl DaemonConfig {
+    /// Parses and checks a config file's text; the error names the field.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: DaemonConfig = if text.trim().is_empty() {
+            DaemonConfig::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| e.to_string())?
+        };
+        for (i, pool) in config.nodepools.iter().enumerate() {
+            crate::plan::validate_nodepool_name(pool)
+                .map_err(|e| format!("nodepools[{i}]: {e}"))?;
+        }
+        for (i, rule) in config.rules.iter().enumerate() {
+            if rule.alertname.trim().is_empty() {
+                return Err(format!("rules[{i}].alertname: empty"));
+            }
+            if let Some(t) = &rule.drain_timeout {
+                let d = crate::duration::parse_go_duration(t)
+                    .map_err(|e| format!("rules[{i}].drainTimeout: {e}"))?;
+                if d.is_zero() {
+                    return Err(format!("rules[{i}].drainTimeout: must be more than 0"));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+
+    /// The managed NodePools: `global` (from `--nodepool-name`) first.
+    pub fn nodepools(&self, global: &str) -> Vec<String> {
+        let mut pools = vec![global.to_string()];
+        for p in &self.nodepools {
+            if !pools.contains(p) {
+                pools.push(p.clone());
+            }
+        }
+        pools
+    }
+}
+
+/// The config in use, replaced whole on a good reload.
+pub type SharedConfig = Arc<RwLock<Arc<DaemonConfig>>>;
+
+pub fn current(shared: &SharedConfig) -> Arc<DaemonConfig> {
+    shared.read().map(|c| c.clone()).unwrap_or_default()
+}
+
+/// Re-reads `path` every `period` and swaps in a changed config that parses;
+/// logs a bad one and keeps the last good. Ends with the process.
+pub fn watch(path: std::path::PathBuf, shared: SharedConfig, period: Duration) {
+    tokio::spawn(async move {
+        let mut last = std::fs::read(&path).ok();
+        loop {
+            tokio::time::sleep(period).await;
+            let now = std::fs::read(&path).ok();
+            if now == last {
+                continue;
+            }
+            last = now;
+            match DaemonConfig::load(&path) {
+                Ok(config) => {
+                    tracing::info!(
+                        path = %path.display(),
+                        rules = config.rules.len(),
+                        nodepools = config.nodepools.len(),
+                        "config reloaded"
+                    );
+                    crate::telemetry::metrics::get().config_reloads("ok");
+                    if let Ok(mut c) = shared.write() {
+                        *c = Arc::new(config);
+                    }
+                }
+                Err(e) => {
+                    crate::telemetry::metrics::get().config_reloads("error");
+                    tracing::error!(
+                        error = e.as_str(),
+                        "config reload refused; keeping the last good config"
+                    )
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smallest_config_works_and_typos_are_named() {
+        let c = DaemonConfig::parse(
+            "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n",
+        )
+        .unwrap();
+        assert_eq!(c.rules.len(), 1);
+        assert_eq!(c.nodepools("main"), vec!["main".to_string()]);
+        assert!(DaemonConfig::parse("").unwrap().rules.is_empty());
+        for (text, needle) in [
+            (
+                "rules:\n  - alertname: X\n    action: drain\n",
+                "rules[0].action",
+            ),
+            (
+                "rules:\n  - alertname: X\n    action: cordon\n    retry: 3\n",
+                "retry",
+            ),
+            ("rulez: []\n", "rulez"),
+            (
+                "rules:\n  - alertname: X\n    action: cordon\n    drainTimeout: soon\n",
+                "rules[0].drainTimeout",
+            ),
+            (
+                "rules:\n  - alertname: ''\n    action: cordon\n",
+                "rules[0].alertname",
+            ),
+            ("nodepools: ['Bad Name']\n", "nodepools[0]"),
+            ("rules: 3\n", "rules"),
+        ] {
+            let err = DaemonConfig::parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?}: {err} should name {needle}");
+        }
+    }
+}
