@@ -25,6 +25,8 @@ pub mod drain;
 pub mod duration;
 /// The crate's error and its exit codes.
 pub mod error;
+/// The daemon's fronts: HTTP and the admin socket.
+pub mod ingress;
 /// Every Kubernetes API call.
 pub mod k8s;
 /// Every message the actors exchange.

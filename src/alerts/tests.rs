@@ -79,7 +79,8 @@ fn index() -> NodeIndex {
 #[test]
 fn the_node_comes_from_the_labels_in_order() {
     let i = index();
-    let cases: Vec<(Vec<(&str, &str)>, Result<&str, Unresolved>)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Result<&'a str, Unresolved>);
+    let cases: Vec<Case> = vec![
         (vec![("node", "a"), ("instance", "10.0.0.2:9100")], Ok("a")),
         (vec![("instance", "b")], Ok("b")),
         (vec![("instance", "10.0.0.2:9100")], Ok("b")),

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::progress_bars::Bars;
 use super::{checked_nodepool, render, start_actors};
 use crate::cli::{DrainArgs, GlobalArgs, OutputFormat};
-use crate::drain::{DrainSettings, StopReason};
+use crate::drain::StopReason;
 use crate::error::{Error, Result};
 use crate::messages::{
     AwaitRun, CancelRun, FlushNotifications, MeasureAllocateRates, PlanWave, RecoverOrphans,
@@ -26,8 +26,8 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     let actors = start_actors(
         global,
         args.nodes.is_empty(),
-        args.eviction_rate,
-        args.eviction_burst,
+        args.opts.eviction_rate,
+        args.opts.eviction_burst,
     )
     .await?;
 
@@ -36,7 +36,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         let recovered = planner
             .send(RecoverOrphans {
                 nodepool: nodepool.clone(),
-                orphan_after: args.orphan_after,
+                orphan_after: args.opts.orphan_after,
             })
             .await??;
         for node in &recovered {
@@ -126,7 +126,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         .send(StartRun {
             nodepool: nodepool.clone(),
             nodes: chosen.clone(),
-            settings: settings(&args),
+            settings: args.opts.settings(args.force),
             trigger: "node-drain drain (CLI)".into(),
             plan: Some(plan),
         })
@@ -158,7 +158,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     }
     print!("{}", render::run_summary(&report));
     // The drain is over; give Slack a bounded moment before the process exits.
-    let timeout = Duration::from_secs(args.slack_flush_timeout_seconds);
+    let timeout = Duration::from_secs(args.opts.slack_flush_timeout_seconds);
     if !actors
         .notifier
         .send(FlushNotifications { timeout })
@@ -166,22 +166,11 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         .unwrap_or(false)
     {
         warn!(
-            seconds = args.slack_flush_timeout_seconds,
+            seconds = args.opts.slack_flush_timeout_seconds,
             "Slack notifications still queued at exit were dropped"
         );
     }
     Ok(if report.failed() > 0 { 1 } else { 0 })
-}
-
-fn settings(args: &DrainArgs) -> DrainSettings {
-    DrainSettings {
-        force: args.force,
-        on_timeout: args.on_timeout,
-        drain_timeout: args.drain_timeout,
-        retire: args.retire,
-        node_in_flight: args.node_evictions_in_flight as usize,
-        orphan_after: args.orphan_after,
-    }
 }
 
 impl From<tokio::sync::oneshot::error::RecvError> for Error {

@@ -1,10 +1,12 @@
 //! One file per command; a command is a front of the actors. `run` maps its
 //! outcome to the exit code (SPEC §1).
 
+mod admin;
 mod allocate_rate;
 mod drain;
 pub mod progress_bars;
 pub mod render;
+mod serve;
 
 use tracing::error;
 
@@ -23,6 +25,8 @@ pub async fn run(cli: Cli) -> i32 {
             command: KarpenterCommand::AllocateRate(args),
         } => allocate_rate::run(&cli.global, args).await,
         Command::Drain(args) => drain::run(&cli.global, args).await,
+        Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Admin(args) => admin::run(args).await,
     };
     match outcome {
         Ok(code) => code,

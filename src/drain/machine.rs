@@ -95,6 +95,10 @@ pub fn next_step(p: &NodeProgress, s: &DrainSettings, now: Instant) -> Step {
             vec![],
         ));
     }
+    if let (Some(StopReason::HandedOver { .. }), Some(Phase::Cordoned)) = (&p.stop, p.phase) {
+        // The record stays for the next leader, which resumes it. Touch nothing.
+        return Step::Finish(failed(p.stop.as_ref().unwrap().to_string(), vec![]));
+    }
     match p.phase {
         None => match &p.stop {
             Some(stop) => Step::Finish(failed(

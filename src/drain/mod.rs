@@ -66,6 +66,9 @@ pub enum StopReason {
     Cancelled { by: String },
     /// Another run (or leader) took the node over: touch nothing more.
     LostOwnership { detail: String },
+    /// The daemon is shutting down (SIGTERM): the node stays as recorded and
+    /// the next leader resumes it. Never a restore, never a timeout.
+    HandedOver { detail: String },
 }
 
 impl std::fmt::Display for StopReason {
@@ -74,6 +77,7 @@ impl std::fmt::Display for StopReason {
             StopReason::Interrupted { signal } => write!(f, "interrupted ({signal})"),
             StopReason::Cancelled { by } => write!(f, "cancelled by {by}"),
             StopReason::LostOwnership { detail } => write!(f, "no longer owned: {detail}"),
+            StopReason::HandedOver { detail } => write!(f, "handed over: {detail}"),
         }
     }
 }

@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use kube::client::ClientBuilder;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::Client;
+
+use super::fence::{Fence, FenceLayer};
 
 use crate::cli::KubeConfigMode;
 use crate::error::{Error, Result};
@@ -13,13 +16,28 @@ use crate::error::{Error, Result};
 pub const USER_AGENT: &str = concat!("node-drain/", env!("CARGO_PKG_VERSION"));
 
 pub async fn client(mode: KubeConfigMode) -> Result<Client> {
+    let (config, fail) = config(mode).await?;
+    Client::try_from(config).map_err(|e| fail(e.to_string()))
+}
+
+/// A client whose writes pass only while `fence` is open (the daemon's
+/// actors); reads always pass.
+pub async fn fenced(mode: KubeConfigMode, fence: Fence) -> Result<Client> {
+    let (config, fail) = config(mode).await?;
+    Ok(ClientBuilder::try_from(config)
+        .map_err(|e| fail(e.to_string()))?
+        .with_layer(&FenceLayer(fence))
+        .build())
+}
+
+async fn config(mode: KubeConfigMode) -> Result<(Config, impl Fn(String) -> Error)> {
     let mode_name = match mode {
         KubeConfigMode::Local => "local",
         KubeConfigMode::Cluster => "cluster",
         KubeConfigMode::GithubAction => "github_action",
     }
     .to_string();
-    let fail = |reason: String| Error::KubeConfig {
+    let fail = move |reason: String| Error::KubeConfig {
         mode: mode_name.clone(),
         reason,
     };
@@ -52,5 +70,5 @@ pub async fn client(mode: KubeConfigMode) -> Result<Client> {
     config.connect_timeout = Some(Duration::from_secs(10));
     // No shorter read timeout than kube's (295 s): a shorter one cuts every idle
     // watch of a node's pods (the API server's watch timeout is longer).
-    Client::try_from(config).map_err(|e| fail(e.to_string()))
+    Ok((config, fail))
 }

@@ -5,7 +5,9 @@
 
 pub mod client;
 pub mod events;
+pub mod fence;
 pub mod karpenter;
+pub mod lease;
 pub mod nodes;
 pub mod pods;
 

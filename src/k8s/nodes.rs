@@ -82,3 +82,16 @@ pub fn unschedulable(node: &Node) -> bool {
         .and_then(|s| s.unschedulable)
         .unwrap_or(false)
 }
+
+/// The `cordon` action of an alert rule: cordons the node and says why in
+/// `node-drain.io/cordoned-by`. No drain is recorded, so no run restores it:
+/// like `kubectl cordon`, an operator uncordons it.
+pub async fn cordon_only(client: &Client, name: &str, why: &str) -> kube::Result<Node> {
+    let patch = serde_json::json!({
+        "spec": {"unschedulable": true},
+        "metadata": {"annotations": {"node-drain.io/cordoned-by": why}},
+    });
+    Api::<Node>::all(client.clone())
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+}

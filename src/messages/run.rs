@@ -105,6 +105,10 @@ pub struct GetStatus;
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct StatusSnapshot {
     pub runs: Vec<RunStatus>,
+    /// Intake paused (admin socket).
+    pub paused: bool,
+    /// Nodes waiting for room in their NodePool.
+    pub pending: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

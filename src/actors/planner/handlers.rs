@@ -1,13 +1,13 @@
 //! PlannerActor's handlers: each a few lines calling a method.
 
-use actix::{Handler, MessageResult, ResponseFuture};
+use actix::{Handler, MessageResult, ResponseActFuture, ResponseFuture};
 use tokio::sync::oneshot;
 
 use super::PlannerActor;
 use crate::error::{Error, Result};
 use crate::messages::{
-    AwaitRun, CancelNode, CancelRun, GetStatus, NodeDrainFinished, PlanWave, RecoverOrphans, RunId,
-    RunReport, StartRun,
+    Admit, Admitted, AwaitRun, CancelNode, CancelRun, GetStatus, HandOver, NodeDrainFinished,
+    PlanWave, RecoverOrphans, RunId, RunReport, SetPaused, StartRun,
 };
 use crate::plan::WavePlan;
 
@@ -100,5 +100,31 @@ impl Handler<RecoverOrphans> for PlannerActor {
             super::reconcile::recover_orphans(&client, &recorder, &msg.nodepool, msg.orphan_after)
                 .await
         })
+    }
+}
+
+impl Handler<Admit> for PlannerActor {
+    type Result = ResponseActFuture<Self, Result<Admitted>>;
+
+    fn handle(&mut self, msg: Admit, _ctx: &mut Self::Context) -> Self::Result {
+        self.admit(msg)
+    }
+}
+
+impl Handler<SetPaused> for PlannerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetPaused, _ctx: &mut Self::Context) {
+        self.paused = msg.0;
+    }
+}
+
+impl Handler<HandOver> for PlannerActor {
+    type Result = ResponseFuture<Vec<String>>;
+
+    fn handle(&mut self, _msg: HandOver, ctx: &mut Self::Context) -> Self::Result {
+        self.pending.clear();
+        self.paused = true;
+        Box::pin(self.hand_over(ctx))
     }
 }

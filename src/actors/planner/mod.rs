@@ -5,6 +5,7 @@
 //! that died. Every front (CLI, daemon, admin socket) sends it messages.
 
 mod actor;
+mod admission;
 mod handlers;
 pub mod plan;
 pub mod reconcile;
@@ -71,6 +72,10 @@ pub struct PlannerActor {
     deps: RunDeps,
     /// Runs under way and runs finished (kept for `AwaitRun` and status).
     runs: HashMap<RunId, Run>,
+    /// The admin socket's pause: new requests are refused, runs go on.
+    paused: bool,
+    /// Requests waiting for room in their NodePool (node, request).
+    pending: std::collections::VecDeque<(String, crate::messages::Admit)>,
 }
 
 impl PlannerActor {
@@ -79,6 +84,32 @@ impl PlannerActor {
             client,
             deps,
             runs: HashMap::new(),
+            paused: false,
+            pending: Default::default(),
         }
+    }
+}
+
+impl PlannerActor {
+    /// The run of this process draining `node` now.
+    fn unfinished_run_of(&self, node: &str) -> Option<RunId> {
+        self.runs
+            .iter()
+            .find(|(_, r)| r.report.is_none() && r.nodes.iter().any(|n| n == node))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The nodes of `nodepool` this process is draining now.
+    fn unfinished_nodes_of(&self, nodepool: &str) -> Vec<String> {
+        self.runs
+            .values()
+            .filter(|r| r.report.is_none() && r.nodepool == nodepool)
+            .flat_map(|r| {
+                r.nodes
+                    .iter()
+                    .filter(|n| !r.results.iter().any(|done| &done.node == *n))
+                    .cloned()
+            })
+            .collect()
     }
 }

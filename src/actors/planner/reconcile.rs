@@ -100,3 +100,50 @@ pub async fn heartbeat(cx: &RunContext, stop: impl Fn(&str)) {
         }
     }
 }
+
+/// SIGTERM in the daemon: stops every run without restoring its nodes, waits
+/// (10 s at most) for the node actors to end, then marks each node still
+/// recorded as cordoned by one of its runs orphaned now (a heartbeat at the
+/// epoch, with the run id tested), so the next leader takes it over at once.
+impl super::PlannerActor {
+    pub(super) fn hand_over(
+        &mut self,
+        _ctx: &mut actix::Context<Self>,
+    ) -> impl std::future::Future<Output = Vec<String>> {
+        let reason = StopReason::HandedOver {
+            detail: "the daemon is shutting down; the next leader resumes".into(),
+        };
+        self.cancel_run(None, &reason);
+        let mut waits = Vec::new();
+        let mut contexts = Vec::new();
+        for run in self.runs.values_mut().filter(|r| r.report.is_none()) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            run.waiters.push(tx);
+            waits.push(rx);
+            contexts.push(run.cx.clone());
+        }
+        async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(waits))
+                .await;
+            let mut handed = Vec::new();
+            for cx in contexts {
+                let held: Vec<String> = cx
+                    .progress
+                    .iter()
+                    .filter(|p| p.run_id == cx.run_id && p.phase == Some(Phase::Cordoned))
+                    .map(|p| p.key().clone())
+                    .collect();
+                for node in held {
+                    let patch = heartbeat_patch(&cx.run_id, chrono::DateTime::UNIX_EPOCH);
+                    match nodes::patch(&cx.client, &node, patch).await {
+                        Ok(_) => handed.push(node),
+                        Err(e) => {
+                            warn!(node = node.as_str(), error = %e, "could not hand the node over; the next leader waits for its heartbeat to go stale")
+                        }
+                    }
+                }
+            }
+            handed
+        }
+    }
+}

@@ -183,6 +183,15 @@ impl PlannerActor {
 
     pub(super) fn node_finished(&mut self, done: NodeDrainFinished, ctx: &mut Context<Self>) {
         log_outcome(&done);
+        if let Some(run) = self.runs.get(&done.run_id) {
+            crate::telemetry::metrics::get().drain_finished(
+                done.outcome.metric_label(),
+                run.started.elapsed().as_secs_f64(),
+            );
+        }
+        if !self.pending.is_empty() {
+            self.retry_pending(ctx);
+        }
         self.deps
             .notifier
             .do_send(Notify(node_notice(&self.deps.cluster, &done)));
@@ -307,7 +316,11 @@ impl PlannerActor {
             })
             .collect();
         runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-        StatusSnapshot { runs }
+        StatusSnapshot {
+            runs,
+            paused: self.paused,
+            pending: self.pending.iter().map(|p| p.0.clone()).collect(),
+        }
     }
 }
 

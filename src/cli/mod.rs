@@ -5,6 +5,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::plan::MetricsGeneration;
 
+mod daemon;
+pub use daemon::{AdminArgs, AdminCommand, ServeArgs};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "node-drain",
@@ -123,6 +126,10 @@ pub enum Command {
     },
     /// Plan one wave of the NodePool's oldest nodes and drain it.
     Drain(DrainArgs),
+    /// The daemon: Alertmanager webhooks, the admin socket, leader election.
+    Serve(ServeArgs),
+    /// Talk to a running daemon through its admin socket.
+    Admin(AdminArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +174,13 @@ pub struct DrainArgs {
     /// Drain nodes despite blocking pods (bare pods, do-not-disrupt): they are evicted (PDBs still apply).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub opts: DrainOptions,
+}
+
+/// How each node is drained: shared by `drain` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct DrainOptions {
     /// What a node that is not drained within --drain-timeout gets.
     #[arg(long, value_enum, default_value = "restore")]
     pub on_timeout: crate::drain::OnTimeout,
@@ -192,6 +206,20 @@ pub struct DrainArgs {
     /// Evictions of one node in flight at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub node_evictions_in_flight: u64,
+}
+
+impl DrainOptions {
+    /// The drain settings of a run; `force` comes from the command or the rule.
+    pub fn settings(&self, force: bool) -> crate::drain::DrainSettings {
+        crate::drain::DrainSettings {
+            force,
+            on_timeout: self.on_timeout,
+            drain_timeout: self.drain_timeout,
+            retire: self.retire,
+            node_in_flight: self.node_evictions_in_flight as usize,
+            orphan_after: self.orphan_after,
+        }
+    }
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {

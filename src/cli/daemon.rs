@@ -1,0 +1,93 @@
+//! Flags of the daemon (`serve`) and of its admin client (`admin`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{DrainOptions, OutputFormat};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the HTTP server listens: /v1/alerts, /healthz, /readyz, /metrics, /v1/status.
+    #[arg(long, env = "HTTP_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub http_address: String,
+    /// The bearer token Alertmanager sends (a mounted Secret; re-read when it changes).
+    #[arg(long, env = "WEBHOOK_TOKEN_FILE")]
+    pub webhook_token_file: PathBuf,
+    /// Alert rules and managed NodePools (YAML; re-read when it changes).
+    #[arg(long, env = "NODE_DRAIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The admin socket (mode 0600).
+    #[arg(
+        long,
+        env = "ADMIN_SOCKET",
+        default_value = "/var/run/node-drain/admin.sock"
+    )]
+    pub admin_socket: PathBuf,
+    /// Uids allowed on the admin socket besides the daemon's own (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub admin_uids: Vec<u32>,
+    /// Namespace of the leader-election Lease: the pod's namespace in-cluster, else `default`.
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "node-drain")]
+    pub lease_name: String,
+    /// Never more nodes of one NodePool in flight at once (besides its disruption budget).
+    #[arg(long, env = "MAX_NODES", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub max_nodes: u64,
+    /// Alerts waiting to be admitted; more are answered 503 (Alertmanager retries).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    pub queue_size: u64,
+    #[command(flatten)]
+    pub opts: DrainOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The daemon's admin socket.
+    #[arg(
+        long,
+        env = "ADMIN_SOCKET",
+        default_value = "/var/run/node-drain/admin.sock"
+    )]
+    pub admin_socket: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Runs, nodes, phases, blockers, the queue, leadership.
+    Status,
+    /// The wave the daemon would drain now (a dry run).
+    Plan {
+        #[arg(long)]
+        nodepool: Option<String>,
+    },
+    /// Drain one node.
+    DrainNode {
+        node: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Drain one wave of a NodePool, planned as `drain` plans it.
+    DrainNodepool {
+        nodepool: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop admitting alerts and requests (runs under way go on).
+    Pause,
+    /// Admit again.
+    Resume,
+    /// Stop a run (its nodes are restored), or the drain of one node.
+    Cancel {
+        #[arg(long, conflicts_with = "node", required_unless_present = "node")]
+        run: Option<String>,
+        #[arg(long)]
+        node: Option<String>,
+    },
+}

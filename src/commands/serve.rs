@@ -1,0 +1,270 @@
+//! `node-drain serve`, the daemon's root: reads the config, starts the actors
+//! (with a fenced client), the elector, the HTTP server, the admin socket and
+//! the alert queue; on leadership it reconciles (resumes the nodes earlier
+//! leaders left) before it admits anything. Lost leadership: exit 1 at once
+//! (the fence already stops every write). SIGTERM: stop intake, hand the runs
+//! over (their nodes stay recorded, orphaned now), release the lease, flush
+//! Slack, exit 0.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::{checked_nodepool, prometheus_client};
+use crate::actors::planner::Identity;
+use crate::actors::{Actors, Deps};
+use crate::alerts::dedupe::Dedupe;
+use crate::cli::{GlobalArgs, ServeArgs};
+use crate::config::DaemonConfig;
+use crate::drain::annotations::Record;
+use crate::drain::Phase;
+use crate::error::{Error, Result};
+use crate::ingress::intake::{run_queue, watch_token, Daemon};
+use crate::k8s::fence::Fence;
+use crate::k8s::lease::{Elector, LeaseSettings, Role};
+use crate::messages::{FlushNotifications, HandOver, StartRun};
+use crate::slack::WebhookUrl;
+
+pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
+    let nodepool = checked_nodepool(global)?;
+    let config = match &args.config {
+        Some(path) => DaemonConfig::load(path).map_err(Error::Usage)?,
+        None => DaemonConfig::default(),
+    };
+    if config.rules.is_empty() {
+        warn!("no alert rules (--config): every alert is ignored");
+    }
+    std::fs::metadata(&args.webhook_token_file).map_err(|e| {
+        Error::Usage(format!(
+            "--webhook-token-file {}: {e}",
+            args.webhook_token_file.display()
+        ))
+    })?;
+    let identity = Identity::from_env();
+    let lease_namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| "default".into());
+    let fence = Fence::closed();
+    let client = crate::k8s::client::fenced(global.kube_config, fence.clone()).await?;
+    let elector_client = crate::k8s::client(global.kube_config).await?;
+    let actors = crate::actors::start(Deps {
+        client: client.clone(),
+        prometheus: Some(prometheus_client(global)?),
+        karpenter_metrics: global.karpenter_metrics,
+        slack: WebhookUrl::parse(&global.slack_webhook_url).map_err(Error::Usage)?,
+        cluster: global.cluster_name.clone(),
+        eviction_rate: args.opts.eviction_rate,
+        eviction_burst: args.opts.eviction_burst,
+        identity: identity.clone(),
+        fault: crate::actors::node_drain::Fault::from_env(),
+    });
+
+    let (role_tx, role_rx) = watch::channel(Role::Follower { holder: None });
+    let (queue_tx, queue_rx) = mpsc::channel(args.queue_size as usize);
+    let shared = Arc::new(RwLock::new(Arc::new(config)));
+    let daemon = Arc::new(Daemon {
+        actors: actors.clone(),
+        config: shared.clone(),
+        nodepool,
+        opts: args.opts.clone(),
+        max_nodes: args.max_nodes as usize,
+        role: role_rx.clone(),
+        reconciled: AtomicBool::new(false),
+        shutting_down: AtomicBool::new(false),
+        paused: AtomicBool::new(false),
+        queue: queue_tx,
+        dedupe: Mutex::new(Dedupe::new(Duration::from_secs(12 * 3600), 100_000)),
+        token: RwLock::new(None),
+    });
+    watch_token(
+        daemon.clone(),
+        args.webhook_token_file.clone(),
+        Duration::from_secs(2),
+    );
+    if let Some(path) = &args.config {
+        crate::config::watch(path.clone(), shared, Duration::from_secs(2));
+    }
+    let listener = std::net::TcpListener::bind(&args.http_address)
+        .map_err(|e| Error::Usage(format!("--http-address {}: {e}", args.http_address)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let server = crate::ingress::http::serve(listener, daemon.clone())
+        .map_err(|e| Error::Internal(format!("HTTP server: {e}")))?;
+    let http = server.handle();
+    actix::spawn(server);
+    let admin = crate::ingress::admin_socket::bind(&args.admin_socket).map_err(|e| {
+        Error::Usage(format!(
+            "--admin-socket {}: {e}",
+            args.admin_socket.display()
+        ))
+    })?;
+    let stop = CancellationToken::new();
+    tokio::spawn(crate::ingress::admin_socket::run(
+        admin,
+        args.admin_socket.clone(),
+        daemon.clone(),
+        args.admin_uids.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(run_queue(daemon.clone(), queue_rx));
+    info!(
+        http = %address,
+        admin_socket = %args.admin_socket.display(),
+        lease = format!("{lease_namespace}/{}", args.lease_name).as_str(),
+        identity = identity.holder.as_str(),
+        "node-drain serve: listening"
+    );
+
+    let mut lease = LeaseSettings::new(lease_namespace, identity.holder.clone());
+    lease.name = args.lease_name.clone();
+    let elector = Elector::new(elector_client, lease, fence.clone());
+    let mut election = tokio::spawn(elector.run(role_tx, stop.clone()));
+    tokio::spawn(reconcile_when_leader(daemon.clone(), client, role_rx));
+
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<&'static str>();
+    let signal_tx = Mutex::new(Some(signal_tx));
+    crate::shutdown::on_signals(move |signal| {
+        if let Some(tx) = signal_tx.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(signal);
+        }
+    });
+    tokio::select! {
+        ended = &mut election => {
+            let reason = match ended {
+                Ok(Err(lost)) => lost.to_string(),
+                Ok(Ok(())) => "the elector stopped".into(),
+                Err(e) => format!("the elector task failed: {e}"),
+            };
+            error!(reason = reason.as_str(), "leadership lost: exiting so the next leader resumes");
+            daemon.shutting_down.store(true, Ordering::SeqCst);
+            Ok(1)
+        }
+        signal = signal_rx => {
+            let signal = signal.unwrap_or("signal");
+            info!(signal, "shutting down: intake stopped, handing the runs over");
+            daemon.shutting_down.store(true, Ordering::SeqCst);
+            let handed = actors.planner.send(HandOver).await.unwrap_or_default();
+            if !handed.is_empty() {
+                info!(nodes = handed.join(",").as_str(), "left recorded for the next leader");
+            }
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
+            flush(&actors).await;
+            http.stop(true).await;
+            Ok(0)
+        }
+    }
+}
+
+async fn flush(actors: &Actors) {
+    let _ = actors
+        .notifier
+        .send(FlushNotifications {
+            timeout: Duration::from_secs(5),
+        })
+        .await;
+}
+
+/// Each time this process becomes the leader: resume every node an earlier
+/// leader (or a dead run) left, then open intake; afterwards, every 10 s,
+/// take over nodes whose run stopped beating.
+async fn reconcile_when_leader(
+    daemon: Arc<Daemon>,
+    client: kube::Client,
+    mut role: watch::Receiver<Role>,
+) {
+    let mut first = true;
+    loop {
+        if *role.borrow() != Role::Leader {
+            daemon.reconciled.store(false, Ordering::SeqCst);
+            first = true;
+            if role.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        match resume_orphans(&daemon, &client, first).await {
+            Ok(resumed) => {
+                if !resumed.is_empty() {
+                    info!(
+                        nodes = resumed.join(",").as_str(),
+                        "resumed nodes an earlier node-drain left"
+                    );
+                }
+                if first {
+                    info!("reconciled: admitting alerts and requests");
+                }
+                first = false;
+                daemon.reconciled.store(true, Ordering::SeqCst);
+            }
+            Err(e) => warn!(error = %e, "reconciliation failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = role.changed() => {}
+        }
+    }
+}
+
+/// Starts a run for every managed node whose recorded drain lost its run (no
+/// heartbeat for `--orphan-after`), and at takeover (`with_drained`) for
+/// every node recorded drained whose retirement may not have happened.
+async fn resume_orphans(
+    daemon: &Daemon,
+    client: &kube::Client,
+    with_drained: bool,
+) -> Result<Vec<String>> {
+    let now = chrono::Utc::now();
+    let after = chrono::Duration::from_std(daemon.opts.orphan_after)
+        .unwrap_or(chrono::Duration::seconds(60));
+    let mut resumed = Vec::new();
+    for pool in daemon.nodepools() {
+        let listed = crate::k8s::nodes::of_nodepool(client, &pool)
+            .await
+            .map_err(|e| Error::kube(format!("list nodes of NodePool {pool}"), e))?;
+        for node in listed {
+            let record = Record::read(node.metadata.annotations.as_ref());
+            let unretired = with_drained
+                && record.phase == Some(Phase::Drained)
+                && record.retirement.as_deref().is_some_and(|r| r != "none")
+                && node.metadata.deletion_timestamp.is_none();
+            if !(record.orphaned(now, after) || unretired) {
+                continue;
+            }
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let trigger = format!(
+                "takeover of run {} ({})",
+                record.run_id.as_deref().unwrap_or("?"),
+                if unretired {
+                    "drained, not retired"
+                } else {
+                    "its heartbeat stopped"
+                }
+            );
+            let start = StartRun {
+                nodepool: pool.clone(),
+                nodes: vec![name.clone()],
+                settings: daemon.settings(None),
+                trigger,
+                plan: None,
+            };
+            match daemon.actors.planner.send(start).await {
+                Ok(Ok(_)) => resumed.push(name),
+                Ok(Err(e)) => info!(node = name.as_str(), reason = %e, "not resumed now"),
+                Err(e) => return Err(crate::ingress::intake::mailbox(e)),
+            }
+        }
+    }
+    Ok(resumed)
+}

@@ -1,0 +1,252 @@
+//! What every front of the daemon shares: whether it may take work (leader,
+//! reconciled, not shutting down, not paused), the queue between the webhook
+//! and the PlannerActor (202 only once a request is in it; full → 503), and
+//! the requests both fronts make (drain a node, drain a NodePool's wave).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::actors::Actors;
+use crate::alerts::dedupe::Dedupe;
+use crate::alerts::rules::{Action, Rule};
+use crate::cli::DrainOptions;
+use crate::config::{current, SharedConfig};
+use crate::drain::DrainSettings;
+use crate::error::{Error, Result};
+use crate::k8s::lease::Role;
+use crate::messages::{Admit, Admitted, MeasureAllocateRates, PlanWave, StartRun, Target};
+
+/// One queued request from an alert.
+pub struct Job {
+    pub admit: Admit,
+}
+
+pub struct Daemon {
+    pub actors: Actors,
+    pub config: SharedConfig,
+    /// `--nodepool-name`, always managed.
+    pub nodepool: String,
+    pub opts: DrainOptions,
+    pub max_nodes: usize,
+    pub role: watch::Receiver<Role>,
+    /// Set once the startup (takeover) reconciliation is done.
+    pub reconciled: AtomicBool,
+    pub shutting_down: AtomicBool,
+    pub paused: AtomicBool,
+    pub queue: mpsc::Sender<Job>,
+    pub dedupe: Mutex<Dedupe>,
+    /// The webhook's bearer token, re-read when its file changes.
+    pub token: RwLock<Option<Vec<u8>>>,
+}
+
+impl Daemon {
+    /// None when the daemon takes work now; else why not.
+    pub fn unavailable(&self) -> Option<String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Some("shutting down".into());
+        }
+        match &*self.role.borrow() {
+            Role::Leader => {}
+            Role::Follower { holder } => {
+                return Some(format!(
+                    "not the leader (the lease is held by {})",
+                    holder.as_deref().unwrap_or("nobody yet")
+                ))
+            }
+        }
+        if !self.reconciled.load(Ordering::SeqCst) {
+            return Some("the leader is still reconciling the nodes it took over".into());
+        }
+        if self.paused.load(Ordering::SeqCst) {
+            return Some("intake is paused (node-drain admin resume)".into());
+        }
+        None
+    }
+
+    pub fn nodepools(&self) -> Vec<String> {
+        current(&self.config).nodepools(&self.nodepool)
+    }
+
+    /// The settings of a drain a rule (or none: the admin socket) asks for.
+    pub fn settings(&self, rule: Option<&Rule>) -> DrainSettings {
+        let mut s = self
+            .opts
+            .settings(rule.and_then(|r| r.force).unwrap_or(false));
+        if let Some(rule) = rule {
+            s.retire = rule.retire.unwrap_or(s.retire);
+            s.on_timeout = rule.on_timeout.unwrap_or(s.on_timeout);
+            if let Some(t) = rule
+                .drain_timeout
+                .as_deref()
+                .and_then(|t| crate::duration::parse_go_duration(t).ok())
+            {
+                s.drain_timeout = t;
+            }
+        }
+        s
+    }
+
+    pub fn admit(
+        &self,
+        action: Action,
+        target: Target,
+        settings: DrainSettings,
+        trigger: String,
+    ) -> Admit {
+        Admit {
+            action,
+            target,
+            settings,
+            trigger,
+            nodepools: self.nodepools(),
+            max_nodes: self.max_nodes,
+        }
+    }
+
+    /// One wave of `nodepool`, planned as `drain` plans it (the allocate rate,
+    /// budgets, caps); started unless `dry_run`. Answers the plan and the run.
+    pub async fn drain_nodepool(
+        &self,
+        nodepool: &str,
+        settings: DrainSettings,
+        trigger: String,
+        dry_run: bool,
+    ) -> Result<Value> {
+        if !self.nodepools().iter().any(|p| p == nodepool) {
+            return Err(Error::Usage(format!(
+                "NodePool {nodepool:?} is not managed by this daemon ({})",
+                self.nodepools().join(", ")
+            )));
+        }
+        let metrics = self.actors.metrics.as_ref().ok_or_else(|| {
+            Error::Usage("drain-nodepool needs Prometheus (--prometheus-address)".into())
+        })?;
+        let rates = metrics
+            .send(MeasureAllocateRates {
+                nodepool: nodepool.into(),
+            })
+            .await
+            .map_err(mailbox)??;
+        let plan = self
+            .actors
+            .planner
+            .send(PlanWave {
+                nodepool: nodepool.into(),
+                rates: Some(rates),
+                target_allocate_rate: 99,
+                max_nodes: Some(self.max_nodes),
+                nodes: vec![],
+                force: settings.force,
+                list_named_pods: dry_run,
+            })
+            .await
+            .map_err(mailbox)??;
+        let chosen: Vec<String> = plan.chosen().map(|n| n.candidate.node.clone()).collect();
+        let mut answer = json!({"plan": plan});
+        if dry_run || chosen.is_empty() {
+            return Ok(answer);
+        }
+        let run_id = self
+            .actors
+            .planner
+            .send(StartRun {
+                nodepool: nodepool.into(),
+                nodes: chosen,
+                settings,
+                trigger,
+                plan: Some(plan),
+            })
+            .await
+            .map_err(mailbox)??;
+        answer["run_id"] = json!(run_id);
+        Ok(answer)
+    }
+}
+
+pub fn mailbox(e: actix::MailboxError) -> Error {
+    Error::Internal(format!("the actors are gone: {e}"))
+}
+
+/// Admits queued alerts one by one, in order; logs and counts each outcome.
+pub async fn run_queue(daemon: std::sync::Arc<Daemon>, mut rx: mpsc::Receiver<Job>) {
+    let metrics = crate::telemetry::metrics::get();
+    while let Some(job) = rx.recv().await {
+        let trigger = job.admit.trigger.clone();
+        if job.admit.action == Action::DrainNodepool {
+            let pool = match &job.admit.target {
+                Target::Labels(labels) => labels.get("nodepool").cloned(),
+                Target::Node(_) => None,
+            };
+            let Some(pool) = pool else {
+                metrics.alert("ignored", "no-nodepool-label");
+                warn!(
+                    trigger = trigger.as_str(),
+                    "drain-nodepool needs a nodepool label on the alert"
+                );
+                continue;
+            };
+            match daemon
+                .drain_nodepool(&pool, job.admit.settings, trigger.clone(), false)
+                .await
+            {
+                Ok(v) => {
+                    metrics.alert("accepted", "started");
+                    info!(trigger = trigger.as_str(), run = %v["run_id"], "NodePool wave admitted");
+                }
+                Err(e) => {
+                    metrics.alert("ignored", e.metric_label());
+                    warn!(trigger = trigger.as_str(), error = %e, "NodePool wave not admitted");
+                }
+            }
+            continue;
+        }
+        match daemon.actors.planner.send(job.admit).await {
+            Ok(Ok(admitted)) => {
+                let (outcome, reason) = match &admitted {
+                    Admitted::Started { .. } | Admitted::Cordoned { .. } => {
+                        ("accepted", "started".to_string())
+                    }
+                    Admitted::Queued { .. } => ("accepted", "queued".to_string()),
+                    Admitted::Ignored { metric, .. } => ("ignored", metric.clone()),
+                };
+                metrics.alert(outcome, &reason);
+                info!(trigger = trigger.as_str(), admitted = %json!(admitted), "alert admitted");
+            }
+            Ok(Err(e)) => {
+                metrics.alert("ignored", e.metric_label());
+                warn!(trigger = trigger.as_str(), error = %e, "alert not admitted");
+            }
+            Err(e) => warn!(error = %e, "the planner is gone"),
+        }
+    }
+}
+
+/// Re-reads the token file every `period`; a missing or empty file leaves
+/// no valid token (every request is 401) and says so.
+pub fn watch_token(daemon: std::sync::Arc<Daemon>, path: std::path::PathBuf, period: Duration) {
+    tokio::spawn(async move {
+        loop {
+            let token = std::fs::read(&path)
+                .ok()
+                .map(|t| t.trim_ascii().to_vec())
+                .filter(|t| !t.is_empty());
+            let changed = daemon.token.read().map(|t| *t != token).unwrap_or(true);
+            if changed {
+                if token.is_none() {
+                    warn!(path = %path.display(), "the webhook token file is missing or empty: every webhook is refused (401)");
+                } else {
+                    info!(path = %path.display(), "webhook token loaded");
+                }
+                if let Ok(mut t) = daemon.token.write() {
+                    *t = token;
+                }
+            }
+            tokio::time::sleep(period).await;
+        }
+    });
+}

@@ -1,0 +1,68 @@
+//! Requests from the daemon's fronts (an alert, the admin socket) that the
+//! PlannerActor admits: now, later (the NodePool's budget and the cap are
+//! full), or never (with the reason).
+
+use std::collections::BTreeMap;
+
+use actix::Message;
+use serde::Serialize;
+
+use crate::alerts::rules::Action;
+use crate::drain::DrainSettings;
+use crate::error::Result;
+use crate::messages::RunId;
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A node by name (the admin socket).
+    Node(String),
+    /// The node an alert's labels name (resolved against the cluster's nodes).
+    Labels(BTreeMap<String, String>),
+}
+
+/// Drain or cordon one node.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Admitted>")]
+pub struct Admit {
+    pub action: Action,
+    pub target: Target,
+    pub settings: DrainSettings,
+    /// What asked, for Slack, Events and status.
+    pub trigger: String,
+    /// The NodePools the daemon manages now.
+    pub nodepools: Vec<String>,
+    /// Never more of a NodePool's nodes in flight at once than this.
+    pub max_nodes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "admitted", rename_all = "kebab-case")]
+pub enum Admitted {
+    Started {
+        run_id: RunId,
+        node: String,
+    },
+    Cordoned {
+        node: String,
+    },
+    /// Waiting for room in the NodePool's budget or the cap.
+    Queued {
+        node: String,
+        reason: String,
+    },
+    Ignored {
+        reason: String,
+        metric: String,
+    },
+}
+
+/// Stop or restart intake (the admin socket's pause/resume); runs under way go on.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetPaused(pub bool);
+
+/// SIGTERM: every run stops where it is and leaves its nodes recorded as
+/// orphaned, so the next leader resumes them at once. Answers the nodes.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<String>")]
+pub struct HandOver;
