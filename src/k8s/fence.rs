@@ -128,7 +128,11 @@ mod tests {
         assert!(!f.is_open() && f.remaining().is_none());
         f.extend_to(Instant::now() + Duration::from_secs(5));
         assert!(f.is_open());
-        f.extend_to(Instant::now() - Duration::from_millis(1));
+        f.extend_to(Instant::now() + Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!f.is_open() && f.remaining().is_none());
+        f.extend_to(Instant::now() + Duration::from_secs(5));
+        f.close();
         assert!(!f.is_open());
         assert!(!mutating(&Method::GET) && mutating(&Method::PATCH) && mutating(&Method::POST));
     }

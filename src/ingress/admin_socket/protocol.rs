@@ -52,8 +52,26 @@ impl Request {
 
 pub fn parse(line: &[u8]) -> Result<Request, String> {
     let text = std::str::from_utf8(line).map_err(|_| "the request is not UTF-8".to_string())?;
-    let request: Request =
+    let value: Value =
         serde_json::from_str(text.trim()).map_err(|e| format!("bad request: {e}"))?;
+    // serde does not refuse unknown fields beside the tag of a unit variant.
+    let allowed: &[&str] = match value.get("cmd").and_then(Value::as_str) {
+        Some("plan") => &["nodepool"],
+        Some("drain-node") => &["node", "dry_run"],
+        Some("drain-nodepool") => &["nodepool", "dry_run"],
+        Some("cancel") => &["run", "node"],
+        _ => &[],
+    };
+    if let Some(object) = value.as_object() {
+        if let Some(extra) = object
+            .keys()
+            .find(|k| *k != "cmd" && !allowed.contains(&k.as_str()))
+        {
+            return Err(format!("bad request: unknown field `{extra}`"));
+        }
+    }
+    let request: Request =
+        serde_json::from_value(value).map_err(|e| format!("bad request: {e}"))?;
     if let Request::Cancel { run, node } = &request {
         if run.is_some() == node.is_some() {
             return Err("cancel needs exactly one of \"run\" or \"node\"".into());
