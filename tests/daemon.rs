@@ -292,3 +292,86 @@ async fn an_alert_drains_the_node_it_names_once_and_bad_requests_touch_nothing()
         daemon.log()
     );
 }
+
+/// Two daemons on one Lease: only the leader acts. The leader is SIGKILLed
+/// while a PDB holds its drain; the other takes the lease, takes the node over
+/// once its heartbeat is stale, and completes the drain: every pod evicted
+/// successfully exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_leaders_drain_is_completed_by_the_next_leader() {
+    let scene = Scene::new("daemon-takeover", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("web", 2, SMALL, 2).await;
+    w.pdb("frozen", "web", None, Some(2)).await;
+    let pods = w.wait_running("web", 2, Duration::from_secs(120)).await;
+    let node = node_of(&pods[0]);
+    let config = "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n";
+    let lease = unique("lease");
+    let mut first = Daemon::start(env, &pool.name, &lease, &unique("first"), config);
+    first.wait_ready().await;
+    let second = Daemon::start(env, &pool.name, &lease, &unique("second"), config);
+    // The follower is alive, not ready, and refuses webhooks with 503.
+    wait_for("the follower up", Duration::from_secs(30), || async {
+        match reqwest::get(format!("{}/healthz", second.url)).await {
+            Ok(r) if r.status() == 200 => Ok(Some(())),
+            other => Err(format!("{:?}", other.map(|r| r.status()))),
+        }
+    })
+    .await;
+    let good = alert(
+        json!({"alertname": "NodeDiskPressure", "node": node}),
+        "2026-11-22T04:00:00Z",
+    );
+    assert_eq!(
+        second.post(Some(TOKEN), good.to_string()).await,
+        503,
+        "a follower never acts"
+    );
+    let ready = reqwest::get(format!("{}/readyz", second.url))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    assert_eq!(first.post(Some(TOKEN), good.to_string()).await, 202);
+    wait_state(client, &node, "cordoned").await;
+    wait_for("a refused eviction", Duration::from_secs(30), || async {
+        let refused = audit_events(env, &ns.name).iter().any(|e| {
+            e.object
+                .as_ref()
+                .is_some_and(|o| o.subresource == "eviction")
+                && e.response.as_ref().is_some_and(|r| r.code == 429)
+        });
+        Ok(refused.then_some(()))
+    })
+    .await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    kube::Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(
+        client.clone(),
+        &ns.name,
+    )
+    .delete("frozen", &Default::default())
+    .await
+    .unwrap();
+
+    second.wait_ready().await;
+    wait_for(
+        "the node drained and retired by the new leader",
+        Duration::from_secs(150),
+        || async {
+            match get_node(client, &node).await {
+                None => Ok(Some(())),
+                Some(n) if n.metadata.deletion_timestamp.is_some() => Ok(Some(())),
+                Some(n) => Err(format!("{:?}", annotation(&n, "node-drain.io/state"))),
+            }
+        },
+    )
+    .await;
+    let evicted = successful_evictions(env, &ns.name);
+    assert!(!evicted.is_empty());
+    for (pod, count) in evicted {
+        assert_eq!(count, 1, "pod {pod} evicted {count} times");
+    }
+    assert!(second.log().contains("takeover of run"), "{}", second.log());
+}
