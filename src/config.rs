@@ -121,6 +121,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_config_shipped_in_deploy_parses() {
+        let manifest = include_str!("../deploy/serve.yaml");
+        let first = manifest.split("\n---\n").next().unwrap();
+        let configmap: serde_yaml::Value = serde_yaml::from_str(first).unwrap();
+        let text = configmap["data"]["config.yaml"].as_str().unwrap();
+        let config = DaemonConfig::parse(text).unwrap();
+        assert_eq!(config.rules.len(), 2);
+    }
+
+    #[test]
     fn the_smallest_config_works_and_typos_are_named() {
         let c = DaemonConfig::parse(
             "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n",

@@ -146,6 +146,17 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
             Ok(()) => (EvictionVerdict::Evicted, None),
             Err(refusal) => (verdict_of(&refusal), crate::k8s::api_code(&refusal.error)),
         };
+        let metrics = crate::telemetry::metrics::get();
+        if forced {
+            metrics.forced_deletion();
+        } else {
+            // 201 from the Eviction API; else the code of its refusal (0: no answer).
+            metrics.eviction(if matches!(verdict, EvictionVerdict::Evicted) {
+                201
+            } else {
+                code.unwrap_or(0)
+            });
+        }
         let wait = match verdict {
             EvictionVerdict::Evicted | EvictionVerdict::AlreadyGone => {
                 break Removal::Removed { forced }

@@ -149,6 +149,11 @@ pub async fn plan_pods(cx: &RunContext, node: &str) -> Result<(), StepError> {
         .into_iter()
         .filter(|p| !matches!(p.action, PodAction::Skip(_)))
         .collect();
+    for p in &planned {
+        if let PodAction::Block { reason, .. } = &p.action {
+            crate::telemetry::metrics::get().blocked_pod(reason.metric_label());
+        }
+    }
     let uids: std::collections::BTreeSet<&String> = planned.iter().map(|p| &p.uid).collect();
     let snapshot: std::collections::BTreeMap<String, k8s_openapi::api::core::v1::Pod> = listed
         .iter()

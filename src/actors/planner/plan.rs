@@ -161,6 +161,16 @@ pub async fn plan(
         }
     };
 
+    let metrics = crate::telemetry::metrics::get();
+    metrics.wave_size(wave.wave_size);
+    if let Some(rates) = &msg.rates {
+        metrics.allocate_rate(
+            &msg.nodepool,
+            "memory",
+            rates.memory.allocate_rate_percent as f64,
+        );
+        metrics.allocate_rate(&msg.nodepool, "cpu", rates.cpu.allocate_rate_percent as f64);
+    }
     // Blocking pods keep a node out of a planned wave (the next oldest comes in).
     // Nodes the operator named stay in it, so their drain fails visibly (exit 1,
     // a DrainBlocked Event) unless --force, which evicts the blockers.
