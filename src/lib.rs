@@ -46,3 +46,12 @@ pub mod time;
 pub mod units;
 
 pub use error::{Error, Result};
+
+/// Property-test cases: 256 in CI; `PROPTEST_CASES=100000` for a long run.
+#[cfg(test)]
+pub(crate) fn proptest_cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256)
+}

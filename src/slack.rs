@@ -60,6 +60,8 @@ pub enum Notice {
         nodepool: String,
         nodes: Vec<String>,
         run_id: String,
+        /// What asked: the CLI, an alert (name and labels), the admin socket, a takeover.
+        trigger: String,
     },
     AllocateRates {
         cluster: String,
@@ -158,6 +160,7 @@ pub fn payload(notice: &Notice) -> Value {
             nodepool,
             nodes,
             run_id,
+            trigger,
         } => {
             let title = format!(
                 "{}node-drain started: {} node(s) of NodePool {nodepool}",
@@ -167,8 +170,9 @@ pub fn payload(notice: &Notice) -> Value {
             let mut blocks = vec![
                 header(&title),
                 section(&format!(
-                    "Run `{run_id}` drains the oldest nodes of *{nodepool}*:"
+                    "Run `{run_id}` drains these nodes of *{nodepool}*:"
                 )),
+                section(&format!("Triggered by: {trigger}")),
             ];
             blocks.extend(list_sections(nodes, MAX_BLOCKS - blocks.len()));
             (title, blocks)
@@ -431,6 +435,7 @@ mod tests {
             nodepool: "p".into(),
             nodes: vec![],
             run_id: "r".into(),
+            trigger: "t".into(),
         });
         assert!(
             header_text["blocks"][0]["text"]["text"]
@@ -449,7 +454,11 @@ mod tests {
             nodepool: "worker".into(),
             nodes: vec!["a".into(), "b".into()],
             run_id: "r1".into(),
+            trigger: "alert NodeDiskPressure node=a".into(),
         });
+        assert!(started
+            .to_string()
+            .contains("Triggered by: alert NodeDiskPressure node=a"));
         assert_eq!(
             started["text"],
             "[devel_eks_cluster] node-drain started: 2 node(s) of NodePool worker"

@@ -6,150 +6,16 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
+use support::daemon::{alert, Daemon, TOKEN};
 use support::*;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const SMALL: Requests = Requests {
     cpu: "500m",
     memory: "512Mi",
 };
-const TOKEN: &str = "s3cret-token";
-
-struct Daemon {
-    child: std::process::Child,
-    url: String,
-    socket: PathBuf,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Daemon {
-    fn start(env: &TestEnv, nodepool: &str, lease: &str, identity: &str, config: &str) -> Self {
-        let dir = std::env::temp_dir().join(unique("node-drain-daemon"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
-        std::fs::write(dir.join("config.yaml"), config).unwrap();
-        let socket = dir.join("admin.sock");
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-        let mut cmd = env.node_drain();
-        cmd.env("POD_NAME", identity)
-            .args(["serve", "--nodepool-name", nodepool, "--lease-name", lease])
-            .args(["--http-address", &format!("127.0.0.1:{port}")])
-            .arg("--webhook-token-file")
-            .arg(dir.join("token"))
-            .arg("--config")
-            .arg(dir.join("config.yaml"))
-            .arg("--admin-socket")
-            .arg(&socket)
-            .args(["--retire", "nodeclaim", "--orphan-after", "20s"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        Self {
-            child: cmd.spawn().expect("start node-drain serve"),
-            url: format!("http://127.0.0.1:{port}"),
-            socket,
-            _dir: tempdir::Dir(dir),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.0.join("daemon.log")).unwrap_or_default()
-    }
-
-    async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
-        let url = format!("{}/readyz", self.url);
-        wait_for(
-            "the daemon ready (leader, reconciled)",
-            Duration::from_secs(60),
-            || async {
-                match http.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => Ok(Some(())),
-                    Ok(r) => Err(format!("{}", r.status())),
-                    Err(e) => Err(e.to_string()),
-                }
-            },
-        )
-        .await;
-    }
-
-    async fn post(&self, token: Option<&str>, body: impl Into<reqwest::Body>) -> u16 {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}/v1/alerts", self.url))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("POST /v1/alerts").status().as_u16()
-    }
-
-    async fn admin(&self, line: &[u8]) -> Value {
-        let mut s = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .expect("connect");
-        s.write_all(line).await.unwrap();
-        let mut answer = String::new();
-        BufReader::new(s).read_line(&mut answer).await.unwrap();
-        serde_json::from_str(&answer).unwrap_or(json!({"raw": answer}))
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..300 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!(
-            "the daemon did not exit within 30 s of SIGTERM:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn alert(labels: Value, starts_at: &str) -> Value {
-    json!({
-        "version": "4", "status": "firing", "receiver": "node-drain", "groupKey": "{}:{}",
-        "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "http://alertmanager", "notification_reason": "new",
-        "alerts": [{"status": "firing", "labels": labels, "annotations": {},
-                    "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "http://prometheus", "fingerprint": "f00d"}]
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_drains_the_node_it_names_once_and_bad_requests_touch_nothing() {
@@ -374,4 +240,97 @@ async fn a_sigkilled_leaders_drain_is_completed_by_the_next_leader() {
         assert_eq!(count, 1, "pod {pod} evicted {count} times");
     }
     assert!(second.log().contains("takeover of run"), "{}", second.log());
+}
+
+/// A leader paused (SIGSTOP) past its lease: the other daemon takes the lease
+/// and the node and completes the drain; woken (SIGCONT), the paused one sends
+/// no write at all (fencing) and exits non-zero (it lost the lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_wakes_up_fenced_and_steps_down() {
+    let scene = Scene::new("daemon-fence", "c-4x-amd64-linux", None).await;
+    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
+    let w = scene.workloads();
+    w.deployment("web", 2, SMALL, 2).await;
+    w.pdb("frozen", "web", None, Some(2)).await;
+    let pods = w.wait_running("web", 2, Duration::from_secs(120)).await;
+    let node = node_of(&pods[0]);
+    let config = "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n";
+    let lease = unique("lease");
+    let paused_id = unique("paused");
+    let mut first = Daemon::start(env, &pool.name, &lease, &paused_id, config);
+    first.wait_ready().await;
+    let second = Daemon::start(env, &pool.name, &lease, &unique("second"), config);
+    let good = alert(
+        json!({"alertname": "NodeDiskPressure", "node": node}),
+        "2026-11-22T05:00:00Z",
+    );
+    assert_eq!(first.post(Some(TOKEN), good.to_string()).await, 202);
+    wait_state(client, &node, "cordoned").await;
+    wait_for("a refused eviction", Duration::from_secs(30), || async {
+        let refused = audit_events(env, &ns.name).iter().any(|e| {
+            e.object
+                .as_ref()
+                .is_some_and(|o| o.subresource == "eviction")
+                && e.response.as_ref().is_some_and(|r| r.code == 429)
+        });
+        Ok(refused.then_some(()))
+    })
+    .await;
+    let pid = first.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    kube::Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(
+        client.clone(),
+        &ns.name,
+    )
+    .delete("frozen", &Default::default())
+    .await
+    .unwrap();
+    second.wait_ready().await;
+    wait_for(
+        "the node drained and retired by the new leader",
+        Duration::from_secs(150),
+        || async {
+            match get_node(client, &node).await {
+                None => Ok(Some(())),
+                Some(n) if n.metadata.deletion_timestamp.is_some() => Ok(Some(())),
+                Some(n) => Err(format!("{:?}", annotation(&n, "node-drain.io/state"))),
+            }
+        },
+    )
+    .await;
+
+    let woken = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..400 {
+        if let Ok(Some(s)) = first.child.try_wait() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status =
+        status.unwrap_or_else(|| panic!("the woken leader did not step down:\n{}", first.log()));
+    assert!(
+        !status.success(),
+        "a leader that lost its lease exits non-zero"
+    );
+    // Let the audit log catch up, then: not one write from the woken process.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = writes_by(env, &paused_id, &woken);
+    assert!(
+        writes.is_empty(),
+        "the fenced leader wrote: {writes:#?}\n{}",
+        first.log()
+    );
+    assert!(first.log().contains("leadership lost"), "{}", first.log());
+    for (pod, count) in successful_evictions(env, &ns.name) {
+        assert_eq!(count, 1, "pod {pod} evicted {count} times");
+    }
 }

@@ -147,3 +147,49 @@ fn a_delivery_is_acted_on_once_and_the_memory_is_bounded() {
     assert!(d.first(("a".into(), when), t0));
     assert!(d.first(("a".into(), when), t0 + Duration::from_secs(61)));
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::super::payload::parse;
+    use crate::config::DaemonConfig;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases()))]
+
+        #[test]
+        fn no_body_makes_the_payload_parser_panic(body in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = parse(&body);
+        }
+
+        #[test]
+        fn payload_shaped_bodies_parse_or_name_a_field(
+            version in "[0-9]{0,2}",
+            status in "(firing|resolved|[a-z]{0,8})",
+            labels in proptest::collection::btree_map("[a-z_]{1,12}", ".{0,20}", 0..6),
+            starts in "(2026-11-22T03:00:00Z|[0-9:TZ-]{0,24})",
+        ) {
+            let body = json!({"version": version, "status": status,
+                "alerts": [{"status": status, "labels": labels, "startsAt": starts}]});
+            if let Err(e) = parse(body.to_string().as_bytes()) {
+                prop_assert!(e.to_string().contains("field") || e.to_string().contains("invalid body"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn no_config_text_makes_the_config_parser_panic(text in ".{0,400}") {
+            let _ = DaemonConfig::parse(&text);
+        }
+
+        #[test]
+        fn rule_shaped_configs_never_panic(
+            name in ".{0,20}",
+            action in "(drain-node|drain-nodepool|cordon|[a-z-]{0,12})",
+            timeout in "[0-9a-z]{0,6}",
+        ) {
+            let text = format!("rules:\n  - alertname: {name:?}\n    action: {action}\n    drainTimeout: {timeout:?}\n");
+            let _ = DaemonConfig::parse(&text);
+        }
+    }
+}

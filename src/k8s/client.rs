@@ -62,11 +62,12 @@ async fn config(mode: KubeConfigMode) -> Result<(Config, impl Fn(String) -> Erro
     // A 429 from an eviction is a PDB speaking: node-drain must see it at once
     // and apply its own policy (SPEC §3), so the client never retries silently.
     config.default_retry = false;
-    // Named in the API server's audit log and request metrics as itself.
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(USER_AGENT),
-    ));
+    // Named in the API server's audit log and request metrics as itself, and
+    // which replica (the pod name) sent each request.
+    let holder = crate::actors::planner::Identity::from_env().holder;
+    let agent = http::HeaderValue::from_str(&format!("{USER_AGENT} ({holder})"))
+        .unwrap_or_else(|_| http::HeaderValue::from_static(USER_AGENT));
+    config.headers.push((http::header::USER_AGENT, agent));
     config.connect_timeout = Some(Duration::from_secs(10));
     // No shorter read timeout than kube's (295 s): a shorter one cuts every idle
     // watch of a node's pods (the API server's watch timeout is longer).

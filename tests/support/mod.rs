@@ -4,6 +4,7 @@
 //! a timeout whose failure says what was last seen.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod http;
 pub mod nodes;
 
@@ -591,6 +592,8 @@ pub struct AuditEvent {
     pub stage: String,
     #[serde(rename = "userAgent", default)]
     pub user_agent: String,
+    #[serde(rename = "requestReceivedTimestamp", default)]
+    pub received: String,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -624,6 +627,20 @@ pub fn audit_events(env: &TestEnv, namespace: &str) -> Vec<AuditEvent> {
                 .as_ref()
                 .is_some_and(|o| o.namespace == namespace && o.resource == "pods")
         })
+        .collect()
+}
+
+/// Every write (create, update, patch, delete) a node-drain process sent as
+/// `holder` (its User-Agent names it) received at or after `since` (RFC 3339).
+pub fn writes_by(env: &TestEnv, holder: &str, since: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(env.var("TESTENV_AUDIT_LOG")).unwrap_or_default();
+    let tag = format!("({holder})");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<AuditEvent>(l).ok())
+        .filter(|e| e.stage == "ResponseComplete" && e.user_agent.ends_with(&tag))
+        .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .filter(|e| e.received.as_str() >= since)
+        .map(|e| format!("{} {:?} at {}", e.verb, e.object, e.received))
         .collect()
 }
 

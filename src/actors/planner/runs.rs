@@ -163,6 +163,7 @@ impl PlannerActor {
             nodepool: msg.nodepool.clone(),
             nodes: msg.nodes.clone(),
             run_id: run_id.to_string(),
+            trigger: msg.trigger.clone(),
         }));
         if let Some(plan) = &msg.plan {
             if let Some(rates) = &plan.rates {

@@ -142,15 +142,8 @@ mod tests {
         assert!(parse(&[0xff, 0xfe]).unwrap_err().contains("UTF-8"));
     }
 
-    fn cases() -> u32 {
-        std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(256)
-    }
-
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(cases()))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases()))]
         #[test]
         fn no_line_makes_the_parser_panic(line in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse(&line);
