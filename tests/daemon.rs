@@ -334,3 +334,107 @@ async fn a_leader_paused_past_its_lease_wakes_up_fenced_and_steps_down() {
         assert_eq!(count, 1, "pod {pod} evicted {count} times");
     }
 }
+
+/// The admin socket against bad clients: a 10 MB line, a half-written line, a
+/// client that connects and never writes, a peer with another uid. Each gets an
+/// error answer or a closed connection, and the daemon answers the next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_clients_get_errors_or_closed_connections_and_hurt_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let scene = Scene::new("daemon-admin", "c-4x-amd64-linux", None).await;
+    let daemon = Daemon::start(
+        &scene.env,
+        &scene.pool.name,
+        &unique("lease"),
+        &unique("serve"),
+        "",
+    );
+    daemon.wait_ready().await;
+    let connect = || tokio::net::UnixStream::connect(&daemon.socket);
+
+    // A 10 MB line: refused past 64 KiB, the connection closed.
+    let mut s = connect().await.unwrap();
+    let big = vec![b'x'; 10 << 20];
+    let _ = s.write_all(&big).await; // the daemon may close while we write
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer).await;
+    assert!(answer.is_empty() || answer.contains("64 KiB"), "{answer}");
+
+    // A half-written line, then the client goes away: nothing happens.
+    let mut s = connect().await.unwrap();
+    s.write_all(b"{\"cmd\":\"pau").await.unwrap();
+    drop(s);
+
+    // Idle clients hold a slot each, but never the daemon: 20 of them (more
+    // than the 16 slots), and a real client still gets... an answer or a refusal.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(connect().await.unwrap());
+    }
+    let mut s = connect().await.unwrap();
+    s.write_all(b"{\"cmd\":\"status\"}\n").await.unwrap();
+    let mut line = String::new();
+    let _ = tokio::io::BufReader::new(&mut s)
+        .read_line_owned(&mut line)
+        .await;
+    assert!(
+        line.contains("\"ok\""),
+        "an answer or a refusal, not silence: {line:?}"
+    );
+    drop(idle);
+
+    // Another uid, with the file opened up so the kernel lets it connect: the
+    // daemon checks SO_PEERCRED and refuses.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let dir_mode = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(&daemon.dir.0, dir_mode).unwrap();
+    let socket = daemon.socket.display().to_string();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_node-drain"))
+        .args([
+            "admin",
+            "--admin-socket",
+            &socket,
+            "--output",
+            "json",
+            "pause",
+        ])
+        .output()
+        .expect("setpriv");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an error answer exits 1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("uid 65534 is not allowed"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Unaffected: not paused, and answering.
+    let status = daemon.admin(b"{\"cmd\":\"status\"}\n").await;
+    assert_eq!(status["ok"], json!(true), "{status}");
+    assert_eq!(status["status"]["paused"], json!(false), "{status}");
+    let health = reqwest::get(format!("{}/healthz", daemon.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+trait ReadLineOwned {
+    async fn read_line_owned(self, line: &mut String) -> std::io::Result<usize>;
+}
+
+impl<R: tokio::io::AsyncBufRead + Unpin> ReadLineOwned for R {
+    async fn read_line_owned(mut self, line: &mut String) -> std::io::Result<usize> {
+        use tokio::io::AsyncBufReadExt;
+        tokio::time::timeout(Duration::from_secs(10), self.read_line(line))
+            .await
+            .unwrap_or(Ok(0))
+    }
+}

@@ -30,15 +30,17 @@ pub async fn run(args: AdminArgs) -> Result<i32> {
     let mut stream = UnixStream::connect(&args.admin_socket)
         .await
         .map_err(unreachable)?;
-    stream
-        .write_all(format!("{request}\n").as_bytes())
-        .await
-        .map_err(unreachable)?;
+    // The daemon may answer and close before the request is written (a uid it
+    // refuses): read its answer even when the write failed.
+    let wrote = stream.write_all(format!("{request}\n").as_bytes()).await;
     let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .await
-        .map_err(unreachable)?;
+    let read = BufReader::new(stream).read_line(&mut line).await;
+    if line.trim().is_empty() {
+        let e = wrote.err().or(read.err()).unwrap_or_else(|| {
+            std::io::Error::other("the daemon closed the connection without an answer")
+        });
+        return Err(unreachable(e));
+    }
     let answer: Value = serde_json::from_str(&line)
         .map_err(|e| Error::Internal(format!("the daemon's answer is not JSON ({e}): {line:?}")))?;
     match args.output {
