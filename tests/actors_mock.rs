@@ -426,6 +426,7 @@ async fn a_restart_while_an_eviction_is_in_flight_sends_nothing_twice() {
     let fault = Fault {
         point: "evict",
         panic: false,
+        kill: false,
     };
     let actors = start(client(&server).await, Some(fault));
     let id = run(&actors, settings()).await;

@@ -237,7 +237,10 @@ async fn resume_orphans(
             let record = Record::read(node.metadata.annotations.as_ref());
             let unretired = with_drained
                 && record.phase == Some(Phase::Drained)
-                && record.retirement.as_deref().is_some_and(|r| r != "none")
+                && record
+                    .retirement
+                    .as_deref()
+                    .is_some_and(|r| !r.starts_with("none"))
                 && node.metadata.deletion_timestamp.is_none();
             if !(record.orphaned(now, after) || unretired) {
                 continue;

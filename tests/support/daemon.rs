@@ -38,6 +38,18 @@ pub fn free_port() -> u16 {
 
 impl Daemon {
     pub fn start(env: &TestEnv, nodepool: &str, lease: &str, identity: &str, config: &str) -> Self {
+        Self::start_with(env, nodepool, lease, identity, config, &[])
+    }
+
+    /// As `start`, with extra environment (`NODE_DRAIN_TEST_FAULT`).
+    pub fn start_with(
+        env: &TestEnv,
+        nodepool: &str,
+        lease: &str,
+        identity: &str,
+        config: &str,
+        vars: &[(&str, &str)],
+    ) -> Self {
         let dir = std::env::temp_dir().join(unique("node-drain-daemon"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
@@ -46,7 +58,8 @@ impl Daemon {
         let port = free_port();
         let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
         let mut cmd = env.node_drain();
-        cmd.env("POD_NAME", identity)
+        cmd.envs(vars.iter().copied())
+            .env("POD_NAME", identity)
             .args(["serve", "--nodepool-name", nodepool, "--lease-name", lease])
             .args(["--http-address", &format!("127.0.0.1:{port}")])
             .arg("--webhook-token-file")

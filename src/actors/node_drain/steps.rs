@@ -204,6 +204,7 @@ pub async fn retire(cx: &RunContext, node: &str) -> Result<(), StepError> {
         return patch_failed(cx, node, e);
     }
     update(cx, node, |p| p.phase = Some(Phase::Drained));
+    fault::fire(cx, node, "drained")?;
     info!(
         nodeName = node,
         "노드에서 데몬셋을 제외한 모든 Pod가 종료됨"
