@@ -132,22 +132,28 @@ pub async fn gather(
         })
         .map(|n| node_facts(n, own_node))
         .collect();
-    let nodepool_obj = Api::<NodePool>::all(client.clone())
-        .get_opt(&nodepool)
-        .await
-        .map_err(|e| Error::kube(format!("get NodePool {nodepool}"), e))?
-        .ok_or_else(|| Error::NodePoolNotFound(nodepool.clone()))?;
-    let (counted, disrupting) = budget_counts(&pool_nodes);
-    let allowed = allowed_disruptions(
-        &nodepool_obj.budgets(),
-        counted,
-        disrupting,
-        chrono::Utc::now(),
-    )
-    .map_err(|source| Error::Budget {
-        nodepool: nodepool.clone(),
-        source,
-    })?;
+    // A cordon takes no budget (it evicts nothing): no NodePool needed.
+    let allowed = if msg.action == Action::Cordon {
+        (None, String::new())
+    } else {
+        let nodepool_obj = Api::<NodePool>::all(client.clone())
+            .get_opt(&nodepool)
+            .await
+            .map_err(|e| Error::kube(format!("get NodePool {nodepool}"), e))?
+            .ok_or_else(|| Error::NodePoolNotFound(nodepool.clone()))?;
+        let (counted, disrupting) = budget_counts(&pool_nodes);
+        let a = allowed_disruptions(
+            &nodepool_obj.budgets(),
+            counted,
+            disrupting,
+            chrono::Utc::now(),
+        )
+        .map_err(|source| Error::Budget {
+            nodepool: nodepool.clone(),
+            source,
+        })?;
+        (a.allowed, a.detail)
+    };
     Ok(Ok(Facts {
         already_disrupted: facts.deleting || !facts.ready,
         draining: pool_nodes
@@ -157,7 +163,7 @@ pub async fn gather(
             .collect(),
         node: name,
         nodepool,
-        allowed: (allowed.allowed, allowed.detail),
+        allowed,
     }))
 }
 
