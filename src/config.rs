@@ -82,8 +82,9 @@ pub fn current(shared: &SharedConfig) -> Arc<DaemonConfig> {
 /// Re-reads `path` every `period` and swaps in a changed config that parses;
 /// logs a bad one and keeps the last good. Ends with the process.
 pub fn watch(path: std::path::PathBuf, shared: SharedConfig, period: Duration) {
+    // Read now, not when the task first runs: a change in between is seen.
+    let mut last = std::fs::read(&path).ok();
     tokio::spawn(async move {
-        let mut last = std::fs::read(&path).ok();
         loop {
             tokio::time::sleep(period).await;
             let now = std::fs::read(&path).ok();
@@ -119,6 +120,44 @@ pub fn watch(path: std::path::PathBuf, shared: SharedConfig, period: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_changed_file_is_reloaded_and_a_bad_one_keeps_the_last_good() {
+        let path =
+            std::env::temp_dir().join(format!("node-drain-config-{}.yaml", fastrand::u64(..)));
+        std::fs::write(&path, "rules: []\n").unwrap();
+        let shared: SharedConfig =
+            Arc::new(RwLock::new(Arc::new(DaemonConfig::load(&path).unwrap())));
+        watch(path.clone(), shared.clone(), Duration::from_millis(20));
+        let rules = |n: usize| {
+            let shared = shared.clone();
+            async move {
+                for _ in 0..200 {
+                    if current(&shared).rules.len() == n {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                false
+            }
+        };
+        std::fs::write(&path, "rules:\n  - {alertname: A, action: cordon}\n").unwrap();
+        assert!(rules(1).await, "reloaded");
+        std::fs::write(&path, "rules:\n  - {alertname: A, action: explode}\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            current(&shared).rules.len(),
+            1,
+            "a bad file keeps the last good config"
+        );
+        std::fs::write(
+            &path,
+            "rules:\n  - {alertname: A, action: cordon}\n  - {alertname: B, action: cordon}\n",
+        )
+        .unwrap();
+        assert!(rules(2).await, "a good file after a bad one is taken");
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn the_config_shipped_in_deploy_parses() {

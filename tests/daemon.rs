@@ -146,6 +146,19 @@ async fn an_alert_drains_the_node_it_names_once_and_bad_requests_touch_nothing()
         "one drain:\n{log}"
     );
 
+    // A rotated token (the Secret changed): the old one is refused within 2 s.
+    std::fs::write(daemon.dir.0.join("token"), "rotated-token\n").unwrap();
+    wait_for("the rotated token", Duration::from_secs(10), || async {
+        let old = daemon.post(Some(TOKEN), good.to_string()).await;
+        let new = daemon.post(Some("rotated-token"), good.to_string()).await;
+        if (old, new) == (401, 202) {
+            Ok(Some(()))
+        } else {
+            Err(format!("old {old}, new {new}"))
+        }
+    })
+    .await;
+
     let status = daemon.terminate();
     assert!(
         status.success(),
