@@ -69,16 +69,7 @@ async fn an_interrupt_is_not_a_timeout_even_with_on_timeout_force() {
     );
     wait_state(client, &node, "cordoned").await;
     // Let the PDB refuse at least once: the eviction is in its backoff.
-    wait_for("a refused eviction", Duration::from_secs(30), || async {
-        let refused = audit_events(env, &ns.name).iter().any(|e| {
-            e.object
-                .as_ref()
-                .is_some_and(|o| o.subresource == "eviction")
-                && e.response.as_ref().is_some_and(|r| r.code == 429)
-        });
-        Ok(refused.then_some(()))
-    })
-    .await;
+    wait_refused_eviction(env, &ns.name).await;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

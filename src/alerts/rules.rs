@@ -2,7 +2,7 @@
 //! names. A rule matches on the alert name and, optionally, exact label
 //! values; the first rule that matches decides the action.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Deserialize;
 
@@ -72,10 +72,32 @@ pub const NODE_LABELS: [&str; 4] = ["node", "instance", "nodename", "kubernetes_
 /// What the resolver knows of the cluster's nodes.
 #[derive(Debug, Default, Clone)]
 pub struct NodeIndex {
-    /// Node name → its NodePool (None: not a Karpenter node).
-    pub nodepool_of: HashMap<String, Option<String>>,
+    pub names: HashSet<String>,
     /// InternalIP → the nodes that have it.
     pub by_ip: HashMap<String, Vec<String>>,
+}
+
+impl NodeIndex {
+    pub fn of(nodes: &[k8s_openapi::api::core::v1::Node]) -> Self {
+        let mut index = Self::default();
+        for n in nodes {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let addresses = n.status.as_ref().and_then(|s| s.addresses.as_ref());
+            for a in addresses
+                .into_iter()
+                .flatten()
+                .filter(|a| a.type_ == "InternalIP")
+            {
+                index
+                    .by_ip
+                    .entry(a.address.clone())
+                    .or_default()
+                    .push(name.clone());
+            }
+            index.names.insert(name);
+        }
+        index
+    }
 }
 
 /// Why an alert names no node node-drain may act on.
@@ -107,7 +129,7 @@ pub fn node_of(labels: &BTreeMap<String, String>, index: &NodeIndex) -> Result<S
         let Some(value) = labels.get(label).filter(|v| !v.is_empty()) else {
             continue;
         };
-        if index.nodepool_of.contains_key(value) {
+        if index.names.contains(value) {
             return Ok(value.clone());
         }
         if label == "instance" {

@@ -70,7 +70,7 @@ fn index() -> NodeIndex {
         ("c", "10.0.0.9"),
         ("d", "10.0.0.9"),
     ] {
-        i.nodepool_of.insert(name.into(), Some("pool".into()));
+        i.names.insert(name.into());
         i.by_ip.entry(ip.into()).or_default().push(name.into());
     }
     i

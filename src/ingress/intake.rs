@@ -117,10 +117,11 @@ impl Daemon {
         trigger: String,
         dry_run: bool,
     ) -> Result<Value> {
-        if !self.nodepools().iter().any(|p| p == nodepool) {
+        let managed = self.nodepools();
+        if !managed.iter().any(|p| p == nodepool) {
             return Err(Error::Usage(format!(
                 "NodePool {nodepool:?} is not managed by this daemon ({})",
-                self.nodepools().join(", ")
+                managed.join(", ")
             )));
         }
         let metrics = self.actors.metrics.as_ref().ok_or_else(|| {

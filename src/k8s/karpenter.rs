@@ -65,6 +65,15 @@ pub struct NodeClaimStatus {
     pub provider_id: Option<String>,
 }
 
+/// The NodePool a Node belongs to (Karpenter's label).
+pub fn nodepool_of(node: &k8s_openapi::api::core::v1::Node) -> Option<&str> {
+    node.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(NODEPOOL_LABEL))
+        .map(String::as_str)
+}
+
 /// The NodeClaim a Node's owner reference names (Karpenter sets one).
 pub fn owner_nodeclaim(node: &k8s_openapi::api::core::v1::Node) -> Option<String> {
     node.metadata

@@ -203,16 +203,19 @@ impl Elector {
             .replace(&self.s.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(written) => {
-                let rv = written.metadata.resource_version.unwrap_or_default();
-                self.observed = Some((rv, Instant::now()));
-                Ok(Attempt::Leader)
-            }
+            Ok(written) => Ok(self.took(written)),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 Err("another process wrote the lease first (409)".into())
             }
             Err(e) => Err(format!("replace Lease {}: {e}", self.s.name)),
         }
+    }
+
+    /// Our write of the record landed: we hold the lease, as of this version.
+    fn took(&mut self, written: Lease) -> Attempt {
+        let rv = written.metadata.resource_version.unwrap_or_default();
+        self.observed = Some((rv, Instant::now()));
+        Attempt::Leader
     }
 
     async fn create(&mut self) -> Result<Attempt, String> {
@@ -233,11 +236,7 @@ impl Elector {
             }),
         };
         match self.api.create(&PostParams::default(), &lease).await {
-            Ok(written) => {
-                let rv = written.metadata.resource_version.unwrap_or_default();
-                self.observed = Some((rv, Instant::now()));
-                Ok(Attempt::Leader)
-            }
+            Ok(written) => Ok(self.took(written)),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 Err("another process created the lease first (409)".into())
             }

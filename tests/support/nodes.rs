@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
 use kube::Client;
 
-use super::{wait_for, TestEnv};
+use super::{audit_events, successful_evictions, wait_for, TestEnv};
 
 pub fn node_of(pod: &Pod) -> String {
     pod.spec
@@ -72,4 +72,38 @@ pub fn spawn_drain(env: &TestEnv, args: &[&str]) -> std::process::Child {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     cmd.spawn().expect("start node-drain")
+}
+
+/// Waits until `node` is gone or being deleted: drained and retired.
+pub async fn wait_retired(client: &Client, node: &str, what: &str, timeout: Duration) {
+    wait_for(what, timeout, || async {
+        match get_node(client, node).await {
+            None => Ok(Some(())),
+            Some(n) if n.metadata.deletion_timestamp.is_some() => Ok(Some(())),
+            Some(n) => Err(format!("{:?}", annotation(&n, "node-drain.io/state"))),
+        }
+    })
+    .await;
+}
+
+/// Waits until a PDB refused an eviction of a pod of `namespace` (429 in the
+/// audit log): the drain is in its backoff.
+pub async fn wait_refused_eviction(env: &TestEnv, namespace: &str) {
+    wait_for("a refused eviction", Duration::from_secs(30), || async {
+        let refused = audit_events(env, namespace).iter().any(|e| {
+            e.object
+                .as_ref()
+                .is_some_and(|o| o.subresource == "eviction")
+                && e.response.as_ref().is_some_and(|r| r.code == 429)
+        });
+        Ok(refused.then_some(()))
+    })
+    .await;
+}
+
+/// No pod of `namespace` was evicted successfully more than once.
+pub fn assert_evicted_at_most_once(env: &TestEnv, namespace: &str) {
+    for (pod, count) in successful_evictions(env, namespace) {
+        assert_eq!(count, 1, "pod {pod} evicted {count} times");
+    }
 }

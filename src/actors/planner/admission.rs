@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::{node_facts, PlannerActor};
 use crate::alerts::rules::{node_of, Action, NodeIndex};
 use crate::error::{Error, Result};
-use crate::k8s::karpenter::{NodePool, NODEPOOL_LABEL};
+use crate::k8s::karpenter::{nodepool_of, NodePool};
 use crate::messages::{Admit, Admitted, StartRun, Target};
 use crate::plan::budget::allowed_disruptions;
 use crate::plan::candidates::{budget_counts, node_skip_reason, SkipReason};
@@ -54,32 +54,7 @@ pub async fn gather(
     let name = match &msg.target {
         Target::Node(name) => name.clone(),
         Target::Labels(labels) => {
-            let mut index = NodeIndex::default();
-            for n in &all {
-                let name = n.metadata.name.clone().unwrap_or_default();
-                let pool = n
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(NODEPOOL_LABEL))
-                    .cloned();
-                for a in n
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.addresses.as_ref())
-                    .into_iter()
-                    .flatten()
-                {
-                    if a.type_ == "InternalIP" {
-                        index
-                            .by_ip
-                            .entry(a.address.clone())
-                            .or_default()
-                            .push(name.clone());
-                    }
-                }
-                index.nodepool_of.insert(name, pool);
-            }
+            let index = NodeIndex::of(&all);
             match node_of(labels, &index) {
                 Ok(name) => name,
                 Err(e) => return Ok(Err(ignored(e.to_string(), e.metric_label()))),
@@ -95,12 +70,7 @@ pub async fn gather(
             "unknown-node",
         )));
     };
-    let pool = node
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(NODEPOOL_LABEL))
-        .cloned();
+    let pool = nodepool_of(node).map(str::to_string);
     let Some(nodepool) = pool.filter(|p| msg.nodepools.contains(p)) else {
         return Ok(Err(ignored(
             format!(
@@ -123,13 +93,7 @@ pub async fn gather(
     }
     let pool_nodes: Vec<_> = all
         .iter()
-        .filter(|n| {
-            n.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(NODEPOOL_LABEL))
-                == Some(&nodepool)
-        })
+        .filter(|n| nodepool_of(n) == Some(nodepool.as_str()))
         .map(|n| node_facts(n, own_node))
         .collect();
     // A cordon takes no budget (it evicts nothing): no NodePool needed.
@@ -252,10 +216,9 @@ impl PlannerActor {
         let waiting: Vec<_> = self.pending.drain(..).collect();
         for (node, mut msg) in waiting {
             msg.target = Target::Node(node.clone());
-            let fut = self.admit(msg).map(move |result, act, _ctx| {
+            let fut = self.admit(msg).map(move |result, _act, _ctx| {
                 if let Err(e) = result {
                     warn!(node = node.as_str(), error = %e, "a queued request could not be admitted");
-                    let _ = act;
                 }
             });
             ctx.spawn(fut);
