@@ -270,6 +270,7 @@ fn start(client: kube::Client, fault: Option<Fault>) -> Actors {
             ..Default::default()
         },
         fault,
+        lease: None,
     })
 }
 
@@ -282,6 +283,7 @@ async fn run(actors: &Actors, settings: DrainSettings) -> String {
             settings,
             trigger: "test".into(),
             plan: None,
+            take_over: None,
         })
         .await
         .unwrap()

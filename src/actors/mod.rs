@@ -36,6 +36,9 @@ pub struct Deps {
     pub identity: planner::Identity,
     /// The test-only fault hook (`NODE_DRAIN_TEST_FAULT`).
     pub fault: Option<node_drain::Fault>,
+    /// The daemon's Lease (`namespace/name`), recorded on the nodes it claims;
+    /// None for the CLI.
+    pub lease: Option<String>,
 }
 
 /// The addresses every front sends its messages to.
@@ -82,6 +85,7 @@ pub fn start(deps: Deps) -> Actors {
             cluster: deps.cluster,
             identity: deps.identity,
             fault: deps.fault,
+            lease: deps.lease,
         },
     )
     .start();

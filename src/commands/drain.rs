@@ -16,8 +16,7 @@ use crate::cli::{DrainArgs, GlobalArgs, OutputFormat};
 use crate::drain::StopReason;
 use crate::error::{Error, Result};
 use crate::messages::{
-    AwaitRun, CancelRun, FlushNotifications, MeasureAllocateRates, PlanWave, RecoverOrphans,
-    StartRun,
+    AwaitRun, CancelRun, FlushNotifications, MeasureAllocateRates, PlanWave, RecoverNodes, StartRun,
 };
 
 pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
@@ -34,15 +33,24 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     let planner = actors.planner.clone();
     if !args.dry_run {
         let recovered = planner
-            .send(RecoverOrphans {
-                nodepool: nodepool.clone(),
+            .send(RecoverNodes {
+                nodepools: vec![nodepool.clone()],
+                lease: None,
+                elected_now: false,
                 orphan_after: args.opts.orphan_after,
+                defaults: args.opts.settings(args.force),
             })
             .await??;
-        for node in &recovered {
+        for node in &recovered.restored {
             warn!(
                 node = node.as_str(),
                 "restored a node an earlier node-drain left mid-drain"
+            );
+        }
+        for node in &recovered.retired {
+            warn!(
+                node = node.as_str(),
+                "retired a node an earlier node-drain drained but did not retire"
             );
         }
     }
@@ -129,6 +137,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
             settings: args.opts.settings(args.force),
             trigger: "node-drain drain (CLI)".into(),
             plan: Some(plan),
+            take_over: None,
         })
         .await??;
     if interrupted.load(Ordering::SeqCst) {

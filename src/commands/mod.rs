@@ -62,6 +62,7 @@ async fn start_actors(
         eviction_burst,
         identity,
         fault: crate::actors::node_drain::Fault::from_env(),
+        lease: None,
     }))
 }
 

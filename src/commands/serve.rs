@@ -20,13 +20,11 @@ use crate::actors::{Actors, Deps};
 use crate::alerts::dedupe::Dedupe;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::DaemonConfig;
-use crate::drain::annotations::Record;
-use crate::drain::Phase;
 use crate::error::{Error, Result};
-use crate::ingress::intake::{run_queue, watch_token, Daemon};
+use crate::ingress::intake::{mailbox, run_queue, watch_token, Daemon};
 use crate::k8s::fence::Fence;
 use crate::k8s::lease::{Elector, LeaseSettings, Role};
-use crate::messages::{FlushNotifications, HandOver, StartRun};
+use crate::messages::{FlushNotifications, HandOver, RecoverNodes};
 use crate::slack::WebhookUrl;
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
@@ -54,6 +52,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
                 .filter(|v| !v.is_empty())
         })
         .unwrap_or_else(|| "default".into());
+    let lease_id = format!("{lease_namespace}/{}", args.lease_name);
     let fence = Fence::closed();
     let client = crate::k8s::client::fenced(global.kube_config, fence.clone()).await?;
     let elector_client = crate::k8s::client(global.kube_config).await?;
@@ -67,6 +66,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         eviction_burst: args.opts.eviction_burst,
         identity: identity.clone(),
         fault: crate::actors::node_drain::Fault::from_env(),
+        lease: Some(lease_id.clone()),
     });
 
     let (role_tx, role_rx) = watch::channel(Role::Follower { holder: None });
@@ -83,7 +83,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         shutting_down: AtomicBool::new(false),
         paused: AtomicBool::new(false),
         queue: queue_tx,
-        dedupe: Mutex::new(Dedupe::new(Duration::from_secs(12 * 3600), 100_000)),
+        dedupe: Arc::new(Mutex::new(Dedupe::new(
+            Duration::from_secs(12 * 3600),
+            100_000,
+        ))),
         token: RwLock::new(None),
     });
     watch_token(
@@ -121,7 +124,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
     info!(
         http = %address,
         admin_socket = %args.admin_socket.display(),
-        lease = format!("{lease_namespace}/{}", args.lease_name).as_str(),
+        lease = lease_id.as_str(),
         identity = identity.holder.as_str(),
         "node-drain serve: listening"
     );
@@ -130,7 +133,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
     lease.name = args.lease_name.clone();
     let elector = Elector::new(elector_client, lease, fence.clone());
     let mut election = tokio::spawn(elector.run(role_tx, stop.clone()));
-    tokio::spawn(reconcile_when_leader(daemon.clone(), client, role_rx));
+    tokio::spawn(reconcile_when_leader(daemon.clone(), lease_id, role_rx));
 
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<&'static str>();
     let signal_tx = Mutex::new(Some(signal_tx));
@@ -176,12 +179,13 @@ async fn flush(actors: &Actors) {
         .await;
 }
 
-/// Each time this process becomes the leader: resume every node an earlier
-/// leader (or a dead run) left, then open intake; afterwards, every 10 s,
-/// take over nodes whose run stopped beating.
+/// Each time this process becomes the leader: take over at once every node
+/// recorded under this Lease (the previous leader is fenced), finish recorded
+/// retirements, then open intake; afterwards, every 10 s, take over nodes
+/// whose run stopped beating (a CLI's, or a leader's of another Lease).
 async fn reconcile_when_leader(
     daemon: Arc<Daemon>,
-    client: kube::Client,
+    lease: String,
     mut role: watch::Receiver<Role>,
 ) {
     let mut first = true;
@@ -194,12 +198,20 @@ async fn reconcile_when_leader(
             }
             continue;
         }
-        match resume_orphans(&daemon, &client, first).await {
-            Ok(resumed) => {
-                if !resumed.is_empty() {
+        let recover = RecoverNodes {
+            nodepools: daemon.nodepools(),
+            lease: Some(lease.clone()),
+            elected_now: first,
+            orphan_after: daemon.opts.orphan_after,
+            defaults: daemon.settings(None),
+        };
+        match daemon.actors.planner.send(recover).await.map_err(mailbox) {
+            Ok(Ok(done)) => {
+                if !(done.resumed.is_empty() && done.retired.is_empty()) {
                     info!(
-                        nodes = resumed.join(",").as_str(),
-                        "resumed nodes an earlier node-drain left"
+                        resumed = done.resumed.join(",").as_str(),
+                        retired = done.retired.join(",").as_str(),
+                        "took over nodes an earlier node-drain left"
                     );
                 }
                 if first {
@@ -208,66 +220,11 @@ async fn reconcile_when_leader(
                 first = false;
                 daemon.reconciled.store(true, Ordering::SeqCst);
             }
-            Err(e) => warn!(error = %e, "reconciliation failed; retrying"),
+            Ok(Err(e)) | Err(e) => warn!(error = %e, "reconciliation failed; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
             _ = role.changed() => {}
         }
     }
-}
-
-/// Starts a run for every managed node whose recorded drain lost its run (no
-/// heartbeat for `--orphan-after`), and at takeover (`with_drained`) for
-/// every node recorded drained whose retirement may not have happened.
-async fn resume_orphans(
-    daemon: &Daemon,
-    client: &kube::Client,
-    with_drained: bool,
-) -> Result<Vec<String>> {
-    let now = chrono::Utc::now();
-    let after = chrono::Duration::from_std(daemon.opts.orphan_after)
-        .unwrap_or(chrono::Duration::seconds(60));
-    let mut resumed = Vec::new();
-    for pool in daemon.nodepools() {
-        let listed = crate::k8s::nodes::of_nodepool(client, &pool)
-            .await
-            .map_err(|e| Error::kube(format!("list nodes of NodePool {pool}"), e))?;
-        for node in listed {
-            let record = Record::read(node.metadata.annotations.as_ref());
-            let unretired = with_drained
-                && record.phase == Some(Phase::Drained)
-                && record
-                    .retirement
-                    .as_deref()
-                    .is_some_and(|r| !r.starts_with("none"))
-                && node.metadata.deletion_timestamp.is_none();
-            if !(record.orphaned(now, after) || unretired) {
-                continue;
-            }
-            let name = node.metadata.name.clone().unwrap_or_default();
-            let trigger = format!(
-                "takeover of run {} ({})",
-                record.run_id.as_deref().unwrap_or("?"),
-                if unretired {
-                    "drained, not retired"
-                } else {
-                    "its heartbeat stopped"
-                }
-            );
-            let start = StartRun {
-                nodepool: pool.clone(),
-                nodes: vec![name.clone()],
-                settings: daemon.settings(None),
-                trigger,
-                plan: None,
-            };
-            match daemon.actors.planner.send(start).await {
-                Ok(Ok(_)) => resumed.push(name),
-                Ok(Err(e)) => info!(node = name.as_str(), reason = %e, "not resumed now"),
-                Err(e) => return Err(crate::ingress::intake::mailbox(e)),
-            }
-        }
-    }
-    Ok(resumed)
 }

@@ -21,6 +21,12 @@ pub const HEARTBEAT: &str = "node-drain.io/heartbeat";
 /// Why the node was restored, or how it was retired.
 pub const REASON: &str = "node-drain.io/reason";
 pub const RETIREMENT: &str = "node-drain.io/retirement";
+/// The daemon's Lease (`namespace/name`) whose leader claimed the node: a new
+/// leader of that Lease knows the holder is fenced and takes the node at once.
+pub const LEASE: &str = "node-drain.io/lease";
+/// The run's drain settings (JSON), so whoever resumes the node drains it as
+/// it was asked (a `retire: none` drain is never retired by a takeover).
+pub const SETTINGS: &str = "node-drain.io/settings";
 
 /// What the annotations say.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,6 +36,43 @@ pub struct Record {
     pub was_unschedulable: Option<bool>,
     pub heartbeat: Option<DateTime<Utc>>,
     pub retirement: Option<String>,
+    /// The raw values a recovery judged, tested by its patch: if the owner
+    /// wrote since, the recovery does not apply.
+    pub raw_state: Option<String>,
+    pub raw_heartbeat: Option<String>,
+    pub lease: Option<String>,
+    pub settings: Option<RecordedSettings>,
+}
+
+/// What a run records of its settings on each node it claims.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedSettings {
+    pub force: bool,
+    pub on_timeout: super::OnTimeout,
+    /// Whole seconds.
+    pub drain_timeout_seconds: u64,
+    pub retire: super::Retire,
+}
+
+impl RecordedSettings {
+    pub fn of(s: &super::DrainSettings) -> Self {
+        Self {
+            force: s.force,
+            on_timeout: s.on_timeout,
+            drain_timeout_seconds: s.drain_timeout.as_secs(),
+            retire: s.retire,
+        }
+    }
+
+    /// `defaults` (this process's) with what the run asked for.
+    pub fn apply(&self, mut defaults: super::DrainSettings) -> super::DrainSettings {
+        defaults.force = self.force;
+        defaults.on_timeout = self.on_timeout;
+        defaults.drain_timeout = std::time::Duration::from_secs(self.drain_timeout_seconds.max(1));
+        defaults.retire = self.retire;
+        defaults
+    }
 }
 
 impl Record {
@@ -43,6 +86,10 @@ impl Record {
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc)),
             retirement: get(RETIREMENT),
+            raw_state: get(STATE),
+            raw_heartbeat: get(HEARTBEAT),
+            lease: get(LEASE),
+            settings: get(SETTINGS).and_then(|s| serde_json::from_str(&s).ok()),
         }
     }
 
@@ -74,9 +121,12 @@ pub enum Ownership {
     Orphaned { run: String },
 }
 
+/// `dead_run`: a run known to be gone whatever its heartbeat says (a new
+/// leader taking over its fenced predecessor's nodes).
 pub fn ownership(
     record: &Record,
     run_id: &str,
+    dead_run: Option<&str>,
     now: DateTime<Utc>,
     orphan_after: chrono::Duration,
 ) -> Ownership {
@@ -90,7 +140,7 @@ pub fn ownership(
     }
     if run == run_id {
         Ownership::Ours
-    } else if record.orphaned(now, orphan_after) {
+    } else if record.orphaned(now, orphan_after) || dead_run == Some(run.as_str()) {
         Ownership::Orphaned { run }
     } else {
         Ownership::HeldBy { run }
@@ -112,14 +162,23 @@ fn set_ops(values: &[(&str, String)]) -> Vec<Value> {
         .collect()
 }
 
+/// Who claims a node, and how: what the claim records beside the cordon.
+#[derive(Debug, Clone)]
+pub struct Claimant<'a> {
+    pub run_id: &'a str,
+    pub holder: &'a str,
+    /// The daemon's Lease (`namespace/name`); None for the CLI.
+    pub lease: Option<&'a str>,
+    pub settings: &'a RecordedSettings,
+}
+
 /// The claim: intent and cordon in one PATCH, only if the Node is still the one
 /// read (`resource_version`). `has_annotations`: a Node without any needs the
 /// map created first. `was_unschedulable` is kept from an orphan's record.
 pub fn claim_patch(
     resource_version: &str,
     has_annotations: bool,
-    run_id: &str,
-    holder: &str,
+    who: &Claimant<'_>,
     was_unschedulable: bool,
     now: DateTime<Utc>,
 ) -> Value {
@@ -130,19 +189,30 @@ pub fn claim_patch(
     }
     ops.extend(set_ops(&[
         (STATE, Phase::Cordoned.as_str().into()),
-        (RUN_ID, run_id.into()),
-        (HOLDER, holder.into()),
+        (RUN_ID, who.run_id.into()),
+        (HOLDER, who.holder.into()),
         (WAS_UNSCHEDULABLE, was_unschedulable.to_string()),
         (HEARTBEAT, now.to_rfc3339()),
+        (LEASE, who.lease.unwrap_or_default().into()),
+        (
+            SETTINGS,
+            serde_json::to_string(who.settings).unwrap_or_default(),
+        ),
     ]));
     ops.push(json!({"op": "add", "path": "/spec/unschedulable", "value": true}));
     Value::Array(ops)
 }
 
+/// The owner's patches apply only while the record still names its run *and*
+/// says the drain is in progress: a node restored (or taken) meanwhile makes
+/// every later write of the run fail with 422, and the run stops.
 fn owned(run_id: &str, mut ops: Vec<Value>) -> Value {
-    ops.insert(
-        0,
-        json!({"op": "test", "path": pointer(RUN_ID), "value": run_id}),
+    ops.splice(
+        0..0,
+        [
+            json!({"op": "test", "path": pointer(RUN_ID), "value": run_id}),
+            json!({"op": "test", "path": pointer(STATE), "value": Phase::Cordoned.as_str()}),
+        ],
     );
     Value::Array(ops)
 }
@@ -165,6 +235,36 @@ pub fn restore_patch(run_id: &str, uncordon: bool, reason: &str) -> Value {
     owned(run_id, ops)
 }
 
+/// Restores a node whose run died, only if its record is still exactly what
+/// the recovery judged: the same run, state and heartbeat (or, without a
+/// heartbeat, the same resourceVersion). A run that was merely slow and beat
+/// since keeps its node.
+pub fn orphan_restore_patch(
+    record: &Record,
+    resource_version: &str,
+    uncordon: bool,
+    reason: &str,
+) -> Value {
+    let mut ops = vec![
+        json!({"op": "test", "path": pointer(RUN_ID), "value": record.run_id.clone().unwrap_or_default()}),
+        json!({"op": "test", "path": pointer(STATE), "value": record.raw_state.clone().unwrap_or_default()}),
+    ];
+    ops.push(match &record.raw_heartbeat {
+        Some(beat) => json!({"op": "test", "path": pointer(HEARTBEAT), "value": beat}),
+        None => {
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})
+        }
+    });
+    ops.extend(set_ops(&[
+        (STATE, Phase::Restored.as_str().into()),
+        (REASON, reason.chars().take(500).collect()),
+    ]));
+    if uncordon {
+        ops.push(json!({"op": "add", "path": "/spec/unschedulable", "value": false}));
+    }
+    Value::Array(ops)
+}
+
 /// The outcome and the retirement record in one PATCH, before retiring.
 pub fn drained_patch(run_id: &str, retirement: &str) -> Value {
     owned(
@@ -177,95 +277,5 @@ pub fn drained_patch(run_id: &str, retirement: &str) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(t: &str) -> DateTime<Utc> {
-        t.parse().unwrap()
-    }
-
-    fn record(state: &str, run: &str, beat: Option<&str>) -> Record {
-        let mut a = BTreeMap::from([
-            (STATE.to_string(), state.to_string()),
-            (RUN_ID.to_string(), run.to_string()),
-        ]);
-        if let Some(b) = beat {
-            a.insert(HEARTBEAT.to_string(), b.to_string());
-        }
-        Record::read(Some(&a))
-    }
-
-    #[test]
-    fn every_state_written_is_read_back() {
-        for phase in [Phase::Cordoned, Phase::Drained, Phase::Restored] {
-            assert_eq!(Phase::parse(phase.as_str()), Some(phase));
-        }
-        assert_eq!(Phase::parse("draining"), Some(Phase::Cordoned));
-        assert_eq!(Phase::parse("nonsense"), None);
-        assert!(!Record::read(None).in_progress());
-    }
-
-    #[test]
-    fn ownership_table() {
-        let now = at("2026-11-21T12:00:00Z");
-        let after = chrono::Duration::seconds(60);
-        let fresh = Some("2026-11-21T11:59:30Z");
-        let stale = Some("2026-11-21T11:58:00Z");
-        let cases = [
-            (Record::default(), Ownership::Free),
-            (record("restored", "a", fresh), Ownership::Free),
-            (record("drained", "b", fresh), Ownership::Free),
-            (record("drained", "a", fresh), Ownership::Ours),
-            (record("cordoned", "a", stale), Ownership::Ours),
-            (
-                record("cordoned", "b", fresh),
-                Ownership::HeldBy { run: "b".into() },
-            ),
-            (
-                record("cordoned", "b", stale),
-                Ownership::Orphaned { run: "b".into() },
-            ),
-            (
-                record("cordoned", "b", None),
-                Ownership::Orphaned { run: "b".into() },
-            ),
-            (
-                record("cordoned", "b", Some("garbage")),
-                Ownership::Orphaned { run: "b".into() },
-            ),
-        ];
-        for (rec, want) in cases {
-            assert_eq!(ownership(&rec, "a", now, after), want, "{rec:?}");
-        }
-    }
-
-    #[test]
-    fn patches_test_what_they_depend_on() {
-        let now = at("2026-11-21T12:00:00Z");
-        let claim = claim_patch("42", false, "run-1", "host", false, now);
-        assert_eq!(claim[0]["op"], "test");
-        assert_eq!(claim[0]["path"], "/metadata/resourceVersion");
-        assert_eq!(claim[1]["path"], "/metadata/annotations");
-        assert_eq!(
-            claim[2]["path"],
-            "/metadata/annotations/node-drain.io~1state"
-        );
-        assert_eq!(claim[2]["value"], "cordoned");
-        let last = claim.as_array().unwrap().last().unwrap();
-        assert_eq!(last["path"], "/spec/unschedulable");
-        for patch in [
-            heartbeat_patch("run-1", now),
-            restore_patch("run-1", true, "r"),
-            drained_patch("run-1", "nodeclaim/x"),
-        ] {
-            assert_eq!(patch[0]["op"], "test");
-            assert_eq!(
-                patch[0]["path"],
-                "/metadata/annotations/node-drain.io~1run-id"
-            );
-            assert_eq!(patch[0]["value"], "run-1");
-        }
-        let keep = restore_patch("run-1", false, "r");
-        assert!(!keep.to_string().contains("unschedulable"));
-    }
-}
+#[path = "annotations_tests.rs"]
+mod tests;

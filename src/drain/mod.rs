@@ -9,6 +9,7 @@ pub mod eviction;
 pub mod machine;
 pub mod pods;
 pub mod progress;
+pub mod recovery;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! the requests both fronts make (drain a node, drain a NodePool's wave).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -19,7 +19,7 @@ use crate::config::{current, SharedConfig};
 use crate::drain::DrainSettings;
 use crate::error::{Error, Result};
 use crate::k8s::lease::Role;
-use crate::messages::{Admit, Admitted, MeasureAllocateRates, PlanWave, StartRun, Target};
+use crate::messages::{Admit, Admitted, MeasureAllocateRates, PlanWave, Release, StartRun, Target};
 
 /// One queued request from an alert.
 pub struct Job {
@@ -39,7 +39,9 @@ pub struct Daemon {
     pub shutting_down: AtomicBool,
     pub paused: AtomicBool,
     pub queue: mpsc::Sender<Job>,
-    pub dedupe: Mutex<Dedupe>,
+    /// Shared with the requests it lets through, which forget their key when
+    /// they end without a drain (`Admit::release`).
+    pub dedupe: Arc<Mutex<Dedupe>>,
     /// The webhook's bearer token, re-read when its file changes.
     pub token: RwLock<Option<Vec<u8>>>,
 }
@@ -97,6 +99,7 @@ impl Daemon {
         target: Target,
         settings: DrainSettings,
         trigger: String,
+        release: Option<Release>,
     ) -> Admit {
         Admit {
             action,
@@ -105,7 +108,18 @@ impl Daemon {
             trigger,
             nodepools: self.nodepools(),
             max_nodes: self.max_nodes,
+            release,
         }
+    }
+
+    /// Forgets `key` in the dedupe when called.
+    pub fn release(&self, key: crate::alerts::dedupe::Key) -> Release {
+        let dedupe = self.dedupe.clone();
+        Release::new(move || {
+            if let Ok(mut d) = dedupe.lock() {
+                d.forget(&key);
+            }
+        })
     }
 
     /// One wave of `nodepool`, planned as `drain` plans it (the allocate rate,
@@ -161,6 +175,7 @@ impl Daemon {
                 settings,
                 trigger,
                 plan: Some(plan),
+                take_over: None,
             })
             .await
             .map_err(mailbox)??;
@@ -178,6 +193,13 @@ pub async fn run_queue(daemon: std::sync::Arc<Daemon>, mut rx: mpsc::Receiver<Jo
     let metrics = crate::telemetry::metrics::get();
     while let Some(job) = rx.recv().await {
         let trigger = job.admit.trigger.clone();
+        // Forgotten unless the alert is settled, so its next send counts.
+        let release = job.admit.release.clone();
+        let unsettled = || {
+            if let Some(r) = &release {
+                r.forget();
+            }
+        };
         if job.admit.action == Action::DrainNodepool {
             let pool = match &job.admit.target {
                 Target::Labels(labels) => labels.get("nodepool").cloned(),
@@ -202,6 +224,7 @@ pub async fn run_queue(daemon: std::sync::Arc<Daemon>, mut rx: mpsc::Receiver<Jo
                 Err(e) => {
                     metrics.alert("ignored", e.metric_label());
                     warn!(trigger = trigger.as_str(), error = %e, "NodePool wave not admitted");
+                    unsettled();
                 }
             }
             continue;
@@ -217,12 +240,19 @@ pub async fn run_queue(daemon: std::sync::Arc<Daemon>, mut rx: mpsc::Receiver<Jo
                 };
                 metrics.alert(outcome, &reason);
                 info!(trigger = trigger.as_str(), admitted = %json!(admitted), "alert admitted");
+                if !admitted.settles_alert() {
+                    unsettled();
+                }
             }
             Ok(Err(e)) => {
                 metrics.alert("ignored", e.metric_label());
                 warn!(trigger = trigger.as_str(), error = %e, "alert not admitted");
+                unsettled();
             }
-            Err(e) => warn!(error = %e, "the planner is gone"),
+            Err(e) => {
+                warn!(error = %e, "the planner is gone");
+                unsettled();
+            }
         }
     }
 }

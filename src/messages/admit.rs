@@ -33,6 +33,30 @@ pub struct Admit {
     pub nodepools: Vec<String>,
     /// Never more of a NodePool's nodes in flight at once than this.
     pub max_nodes: usize,
+    /// Forgets the alert that asked (its dedupe key) when the request ends
+    /// without a drain and may succeed later, so Alertmanager's next send
+    /// counts. None: nothing to forget (the admin socket).
+    pub release: Option<Release>,
+}
+
+/// Lets an alert be seen again (see `Admit::release`).
+#[derive(Clone)]
+pub struct Release(std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl Release {
+    pub fn new(forget: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(forget))
+    }
+
+    pub fn forget(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Release")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,6 +78,22 @@ pub enum Admitted {
         reason: String,
         metric: String,
     },
+}
+
+impl Admitted {
+    /// Whether the alert that asked is settled: a drain started or is queued,
+    /// or it can never apply (no such node, outside the managed NodePools, no
+    /// node named). Anything else (a node held by another run, do-not-disrupt,
+    /// already draining here, an error) may succeed on the next send.
+    pub fn settles_alert(&self) -> bool {
+        match self {
+            Admitted::Started { .. } | Admitted::Cordoned { .. } | Admitted::Queued { .. } => true,
+            Admitted::Ignored { metric, .. } => matches!(
+                metric.as_str(),
+                "unknown-node" | "unmanaged-node" | "no-node-label" | "ambiguous-ip"
+            ),
+        }
+    }
 }
 
 /// Stop or restart intake (the admin socket's pause/resume); runs under way go on.

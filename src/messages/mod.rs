@@ -8,11 +8,11 @@ mod notify;
 mod plan;
 mod run;
 
-pub use admit::{Admit, Admitted, HandOver, SetPaused, Target};
+pub use admit::{Admit, Admitted, HandOver, Release, SetPaused, Target};
 pub use evict::RemovePod;
 pub use notify::{FlushNotifications, GetNotifierStats, Notify};
 pub use plan::{MeasureAllocateRates, PlanWave};
 pub use run::{
-    AwaitRun, CancelNode, CancelRun, GetStatus, NodeDrainFinished, NodeStatus, RecoverOrphans,
-    RunId, RunReport, RunStatus, StartRun, StatusSnapshot,
+    AwaitRun, CancelNode, CancelRun, GetStatus, NodeDrainFinished, NodeStatus, RecoverNodes,
+    Recovered, RunId, RunReport, RunStatus, StartRun, StatusSnapshot,
 };

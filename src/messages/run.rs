@@ -23,6 +23,9 @@ pub struct StartRun {
     pub trigger: String,
     /// The plan the nodes came from, when planned (its rates go to Slack).
     pub plan: Option<WavePlan>,
+    /// Resuming the nodes of this run, known to be gone (a fenced previous
+    /// leader's): taken over without waiting for their heartbeat to go stale.
+    pub take_over: Option<RunId>,
 }
 
 /// Answers when the run is over, with every node's outcome.
@@ -50,13 +53,28 @@ pub struct CancelNode {
     pub reason: StopReason,
 }
 
-/// Restores the NodePool's nodes whose run died (record in progress, heartbeat
-/// older than `orphan_after`); answers their names.
+/// Applies the one recovery policy (`drain::recovery`) to every node of
+/// `nodepools`: a dead run's node is restored (the CLI) or resumed (the
+/// daemon's leader, `lease` set), a recorded retirement that may not have
+/// happened is done. Answers what was done.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<String>>")]
-pub struct RecoverOrphans {
-    pub nodepool: String,
+#[rtype(result = "Result<Recovered>")]
+pub struct RecoverNodes {
+    pub nodepools: Vec<String>,
+    /// The daemon's Lease (`namespace/name`); None: the CLI.
+    pub lease: Option<String>,
+    /// The first reconciliation after this process became the leader.
+    pub elected_now: bool,
     pub orphan_after: Duration,
+    /// The settings of a resumed drain whose record names none.
+    pub defaults: DrainSettings,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Recovered {
+    pub restored: Vec<String>,
+    pub resumed: Vec<String>,
+    pub retired: Vec<String>,
 }
 
 /// A NodeDrainActor finished with its node (for good: drained, or not).

@@ -50,6 +50,20 @@ impl Daemon {
         config: &str,
         vars: &[(&str, &str)],
     ) -> Self {
+        Self::start_args(env, nodepool, lease, identity, config, vars, &[])
+    }
+
+    /// As `start_with`, with extra flags (`--orphan-after` given here replaces
+    /// the tests' 20 s).
+    pub fn start_args(
+        env: &TestEnv,
+        nodepool: &str,
+        lease: &str,
+        identity: &str,
+        config: &str,
+        vars: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let dir = std::env::temp_dir().join(unique("node-drain-daemon"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
@@ -68,7 +82,13 @@ impl Daemon {
             .arg(dir.join("config.yaml"))
             .arg("--admin-socket")
             .arg(&socket)
-            .args(["--retire", "nodeclaim", "--orphan-after", "20s"])
+            .args(["--retire", "nodeclaim"])
+            .args(if args.contains(&"--orphan-after") {
+                &[][..]
+            } else {
+                &["--orphan-after", "20s"][..]
+            })
+            .args(args)
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         Self {

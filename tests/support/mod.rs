@@ -261,6 +261,15 @@ impl TestNodePool {
         }
     }
 
+    /// A handle on an existing NodePool that never deletes it (a sampler's).
+    pub fn attach(client: &Client, name: &str) -> Self {
+        Self {
+            name: name.into(),
+            client: client.clone(),
+            deleted: true,
+        }
+    }
+
     /// The NodePool's nodes, oldest first.
     pub async fn nodes(&self) -> Vec<Node> {
         let nodes: Api<Node> = Api::all(self.client.clone());

@@ -46,6 +46,12 @@ pub struct RunContext {
     /// node-drain's own pod, never evicted by itself.
     pub own_pod: Option<PodRef>,
     pub fault: Option<Fault>,
+    /// The daemon's Lease (`namespace/name`), recorded with each claim; None
+    /// for the CLI.
+    pub lease: Option<String>,
+    /// A run known to be gone (a fenced predecessor's): its nodes are taken
+    /// over at once, whatever their heartbeat says.
+    pub take_over: Option<String>,
 }
 
 pub struct NodeDrainActor {

@@ -8,7 +8,7 @@ use kube::Client;
 use tracing::warn;
 
 use super::{patch_failed, update, RunContext, StepError};
-use crate::drain::annotations::{restore_patch, Record};
+use crate::drain::annotations::{orphan_restore_patch, restore_patch, Record};
 use crate::drain::machine::RestoreCause;
 use crate::drain::{DrainOutcome, Phase};
 use crate::k8s::events::{node_ref, publish};
@@ -70,8 +70,9 @@ async fn announce(
 }
 
 /// Restores a node whose run died (its record is in progress, its heartbeat
-/// stale): the same one PATCH, tested against the dead run's id so that a run
-/// that came back meanwhile is not overruled.
+/// stale): one PATCH that tests the record exactly as judged (run, state,
+/// heartbeat), so a run that was merely slow and beat since is not overruled;
+/// and once restored, every later patch of that run fails (they test the state).
 pub async fn restore_orphan(
     client: &Client,
     recorder: &Recorder,
@@ -80,9 +81,10 @@ pub async fn restore_orphan(
 ) -> Result<bool, NodePatchError> {
     let name = node.metadata.name.clone().unwrap_or_default();
     let record = Record::read(node.metadata.annotations.as_ref());
-    let run = record.run_id.clone().unwrap_or_default();
     let uncordon = record.was_unschedulable == Some(false);
-    match nodes::patch(client, &name, restore_patch(&run, uncordon, reason)).await {
+    let version = node.metadata.resource_version.clone().unwrap_or_default();
+    let patch = orphan_restore_patch(&record, &version, uncordon, reason);
+    match nodes::patch(client, &name, patch).await {
         Ok(_) => {}
         Err(NodePatchError::Gone(_) | NodePatchError::NotOwned { .. }) => return Ok(false),
         Err(e) => return Err(e),

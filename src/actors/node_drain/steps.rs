@@ -8,7 +8,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{fault, kube_err, patch_failed, update, RunContext, StepError};
-use crate::drain::annotations::{claim_patch, drained_patch, ownership, Ownership, Record};
+use crate::drain::annotations::{
+    claim_patch, drained_patch, ownership, Claimant, Ownership, Record, RecordedSettings,
+};
 use crate::drain::pods::{plan_removals, NodeContext, PlannedRemoval, PodAction};
 use crate::drain::{Phase, Retire, StopReason};
 use crate::k8s::events::{node_ref, publish};
@@ -47,6 +49,7 @@ pub async fn claim(cx: &RunContext, node: &str) -> Result<(), StepError> {
     let owner = ownership(
         &record,
         &cx.run_id,
+        cx.take_over.as_deref(),
         now,
         chrono_of(cx.settings.orphan_after),
     );
@@ -93,11 +96,17 @@ pub async fn claim(cx: &RunContext, node: &str) -> Result<(), StepError> {
         .resource_version
         .clone()
         .unwrap_or_default();
+    let settings = RecordedSettings::of(&cx.settings);
+    let who = Claimant {
+        run_id: &cx.run_id,
+        holder: &cx.holder,
+        lease: cx.lease.as_deref(),
+        settings: &settings,
+    };
     let patch = claim_patch(
         &resource_version,
         current.metadata.annotations.is_some(),
-        &cx.run_id,
-        &cx.holder,
+        &who,
         was_unschedulable,
         now,
     );

@@ -14,9 +14,9 @@ use kube::Client;
 use tracing::{info, warn};
 
 use super::{node_facts, PlannerActor};
-use crate::alerts::rules::{node_of, Action, NodeIndex};
+use crate::alerts::rules::{node_of, Action, NodeIndex, Unresolved};
 use crate::error::{Error, Result};
-use crate::k8s::karpenter::{nodepool_of, NodePool};
+use crate::k8s::karpenter::{nodepool_of, NodePool, NODEPOOL_LABEL};
 use crate::messages::{Admit, Admitted, StartRun, Target};
 use crate::plan::budget::allowed_disruptions;
 use crate::plan::candidates::{budget_counts, node_skip_reason, SkipReason};
@@ -41,44 +41,72 @@ fn ignored(reason: impl Into<String>, metric: &str) -> Admitted {
     }
 }
 
+/// The nodes of the managed NodePools only (one LIST by label selector),
+/// never every Node of the cluster.
+async fn managed_nodes(client: &Client, nodepools: &[String]) -> Result<Vec<Node>> {
+    if nodepools.is_empty() {
+        return Ok(vec![]);
+    }
+    let selector = format!("{NODEPOOL_LABEL} in ({})", nodepools.join(","));
+    Ok(Api::<Node>::all(client.clone())
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| Error::kube(format!("list nodes ({selector})"), e))?
+        .items)
+}
+
+/// A node named but not among the managed ones: outside them, or unknown
+/// (one GET, only on this path).
+async fn not_managed(client: &Client, name: &str, nodepools: &[String]) -> Result<Admitted> {
+    let exists = Api::<Node>::all(client.clone())
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube(format!("get node {name}"), e))?
+        .is_some();
+    Ok(if exists {
+        ignored(
+            format!(
+                "node {name} is not in a managed NodePool ({})",
+                nodepools.join(", ")
+            ),
+            "unmanaged-node",
+        )
+    } else {
+        ignored(format!("node {name:?} does not exist"), "unknown-node")
+    })
+}
+
 pub async fn gather(
     client: &Client,
     msg: &Admit,
     own_node: Option<&str>,
 ) -> Result<std::result::Result<Facts, Admitted>> {
-    let all = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Error::kube("list nodes", e))?
-        .items;
+    let managed = managed_nodes(client, &msg.nodepools).await?;
     let name = match &msg.target {
         Target::Node(name) => name.clone(),
-        Target::Labels(labels) => {
-            let index = NodeIndex::of(&all);
-            match node_of(labels, &index) {
-                Ok(name) => name,
-                Err(e) => return Ok(Err(ignored(e.to_string(), e.metric_label()))),
+        Target::Labels(labels) => match node_of(labels, &NodeIndex::of(&managed)) {
+            Ok(name) => name,
+            // Not among the managed nodes: outside them, or unknown.
+            Err(Unresolved::UnknownNode { label, value }) => {
+                let name = match label {
+                    "instance" => value
+                        .rsplit_once(':')
+                        .map_or(value.as_str(), |(host, _)| host),
+                    _ => value.as_str(),
+                };
+                return not_managed(client, name, &msg.nodepools).await.map(Err);
             }
-        }
+            Err(e) => return Ok(Err(ignored(e.to_string(), e.metric_label()))),
+        },
     };
-    let Some(node) = all
+    let Some(node) = managed
         .iter()
         .find(|n| n.metadata.name.as_deref() == Some(name.as_str()))
     else {
-        return Ok(Err(ignored(
-            format!("node {name:?} does not exist"),
-            "unknown-node",
-        )));
+        return not_managed(client, &name, &msg.nodepools).await.map(Err);
     };
-    let pool = nodepool_of(node).map(str::to_string);
-    let Some(nodepool) = pool.filter(|p| msg.nodepools.contains(p)) else {
-        return Ok(Err(ignored(
-            format!(
-                "node {name} is not in a managed NodePool ({})",
-                msg.nodepools.join(", ")
-            ),
-            "unmanaged-node",
-        )));
+    let Some(nodepool) = nodepool_of(node).map(str::to_string) else {
+        return not_managed(client, &name, &msg.nodepools).await.map(Err);
     };
     let facts = node_facts(node, own_node);
     match node_skip_reason(&facts) {
@@ -91,7 +119,7 @@ pub async fn gather(
             )))
         }
     }
-    let pool_nodes: Vec<_> = all
+    let pool_nodes: Vec<_> = managed
         .iter()
         .filter(|n| nodepool_of(n) == Some(nodepool.as_str()))
         .map(|n| node_facts(n, own_node))
@@ -163,13 +191,15 @@ impl PlannerActor {
             self.cordon(node.clone(), msg.trigger.clone(), ctx);
             return Admitted::Cordoned { node };
         }
+        // One set for the budget and the cap: the drains the API server shows
+        // and this process's own runs that have not claimed their node yet.
         let mut in_flight = facts.draining.clone();
         in_flight.extend(self.unfinished_nodes_of(&facts.nodepool));
         in_flight.remove(&node);
         let budget_room = match facts.allowed.0 {
             None => usize::MAX,
             Some(allowed) => {
-                allowed.saturating_sub(facts.draining.len()) + usize::from(facts.already_disrupted)
+                allowed.saturating_sub(in_flight.len()) + usize::from(facts.already_disrupted)
             }
         };
         let cap_room = msg.max_nodes.saturating_sub(in_flight.len());
@@ -202,6 +232,7 @@ impl PlannerActor {
                 settings: msg.settings,
                 trigger: msg.trigger,
                 plan: None,
+                take_over: None,
             },
             ctx,
         ) {
@@ -210,19 +241,51 @@ impl PlannerActor {
         }
     }
 
-    /// Admits again every request that waited for room.
+    /// Admits again the requests that waited for room, one at a time and in
+    /// order: the next is tried only once the one before has started (so
+    /// each decision sees the runs the earlier ones started); one still
+    /// without room ends the round where it is.
     pub(super) fn retry_pending(&mut self, ctx: &mut Context<Self>) {
         use actix::AsyncContext;
-        let waiting: Vec<_> = self.pending.drain(..).collect();
-        for (node, mut msg) in waiting {
-            msg.target = Target::Node(node.clone());
-            let fut = self.admit(msg).map(move |result, _act, _ctx| {
-                if let Err(e) = result {
-                    warn!(node = node.as_str(), error = %e, "a queued request could not be admitted");
-                }
-            });
-            ctx.spawn(fut);
+        if self.retrying {
+            return;
         }
+        let Some((node, mut msg)) = self.pending.front().cloned() else {
+            return;
+        };
+        self.retrying = true;
+        msg.target = Target::Node(node.clone());
+        let fut = self.admit(msg).map(move |result, act, ctx| {
+            act.retrying = false;
+            let next = match result {
+                Ok(Admitted::Started { .. } | Admitted::Cordoned { .. }) => true,
+                Ok(Admitted::Queued { .. }) => false,
+                Ok(Admitted::Ignored { reason, .. }) => {
+                    info!(node = node.as_str(), reason = reason.as_str(), "a queued request is dropped");
+                    act.drop_pending(&node);
+                    true
+                }
+                Err(e) => {
+                    warn!(node = node.as_str(), error = %e, "a queued request could not be admitted; dropped");
+                    act.drop_pending(&node);
+                    true
+                }
+            };
+            if next {
+                act.retry_pending(ctx);
+            }
+        });
+        ctx.spawn(fut);
+    }
+
+    /// A waiting request that will not run: its alert may be sent again.
+    fn drop_pending(&mut self, node: &str) {
+        for (_, msg) in self.pending.iter().filter(|p| p.0 == node) {
+            if let Some(release) = &msg.release {
+                release.forget();
+            }
+        }
+        self.pending.retain(|p| p.0 != node);
     }
 
     fn cordon(&mut self, node: String, trigger: String, ctx: &mut Context<Self>) {

@@ -7,7 +7,7 @@ use super::PlannerActor;
 use crate::error::{Error, Result};
 use crate::messages::{
     Admit, Admitted, AwaitRun, CancelNode, CancelRun, GetStatus, HandOver, NodeDrainFinished,
-    PlanWave, RecoverOrphans, RunId, RunReport, SetPaused, StartRun,
+    PlanWave, RecoverNodes, Recovered, RunId, RunReport, SetPaused, StartRun,
 };
 use crate::plan::WavePlan;
 
@@ -90,16 +90,11 @@ impl Handler<GetStatus> for PlannerActor {
     }
 }
 
-impl Handler<RecoverOrphans> for PlannerActor {
-    type Result = ResponseFuture<Result<Vec<String>>>;
+impl Handler<RecoverNodes> for PlannerActor {
+    type Result = ResponseActFuture<Self, Result<Recovered>>;
 
-    fn handle(&mut self, msg: RecoverOrphans, _ctx: &mut Self::Context) -> Self::Result {
-        let client = self.client.clone();
-        let recorder = self.deps.recorder.clone();
-        Box::pin(async move {
-            super::reconcile::recover_orphans(&client, &recorder, &msg.nodepool, msg.orphan_after)
-                .await
-        })
+    fn handle(&mut self, msg: RecoverNodes, _ctx: &mut Self::Context) -> Self::Result {
+        self.recover(msg)
     }
 }
 

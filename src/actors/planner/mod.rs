@@ -64,6 +64,8 @@ pub struct RunDeps {
     pub cluster: String,
     pub identity: Identity,
     pub fault: Option<Fault>,
+    /// The daemon's Lease (`namespace/name`); None for the CLI.
+    pub lease: Option<String>,
 }
 
 pub struct PlannerActor {
@@ -76,6 +78,8 @@ pub struct PlannerActor {
     paused: bool,
     /// Requests waiting for room in their NodePool (node, request).
     pending: std::collections::VecDeque<(String, crate::messages::Admit)>,
+    /// A round of `retry_pending` is under way (one request at a time).
+    retrying: bool,
 }
 
 impl PlannerActor {
@@ -86,6 +90,7 @@ impl PlannerActor {
             runs: HashMap::new(),
             paused: false,
             pending: Default::default(),
+            retrying: false,
         }
     }
 }

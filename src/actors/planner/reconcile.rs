@@ -1,58 +1,185 @@
-//! Runs that died: each node whose record says a drain is in progress and whose
-//! heartbeat is older than `--orphan-after` is restored before planning, so a
-//! SIGKILLed run never leaves a node cordoned for good. And the heartbeat that
-//! keeps a live run's nodes from looking orphaned.
+//! Recovery and the heartbeat. `recover` applies the one recovery policy
+//! (`drain::recovery`) to the managed nodes: a node whose run died is restored
+//! (the CLI, before it plans) or resumed by a new run (the daemon's leader), a
+//! recorded retirement that may not have happened is done. The heartbeat keeps
+//! a live run's nodes from looking orphaned; `hand_over` marks them orphaned
+//! at once when the daemon stops.
 
 use std::time::Duration;
 
+use actix::{ActorFutureExt, ResponseActFuture, WrapFuture};
+use k8s_openapi::api::core::v1::Node;
 use kube::runtime::events::Recorder;
 use kube::Client;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::actors::node_drain::restore::restore_orphan;
 use crate::actors::node_drain::RunContext;
 use crate::drain::annotations::{heartbeat_patch, Record};
+use crate::drain::recovery::{recovery, NodeState, Recoverer, Recovery, Retirement};
 use crate::drain::{Phase, StopReason};
 use crate::error::{Error, Result};
+use crate::k8s::events::{node_ref, publish};
 use crate::k8s::nodes::{self, NodePatchError};
+use crate::messages::{RecoverNodes, Recovered, StartRun};
 
-/// Restores the NodePool's orphaned nodes; returns their names.
-pub async fn recover_orphans(
+/// A drain to resume, found by the IO half of `recover`.
+struct Resume {
+    nodepool: String,
+    node: String,
+    start: StartRun,
+}
+
+impl super::PlannerActor {
+    /// Reads the nodes, restores and retires what the policy says (IO), then
+    /// starts a run for each drain to resume (in the actor).
+    pub(super) fn recover(
+        &mut self,
+        msg: RecoverNodes,
+    ) -> ResponseActFuture<Self, Result<Recovered>> {
+        let client = self.client.clone();
+        let recorder = self.deps.recorder.clone();
+        Box::pin(
+            async move { recover_io(&client, &recorder, &msg).await }
+                .into_actor(self)
+                .map(|found, act, ctx| {
+                    let (mut recovered, resumes) = found?;
+                    for r in resumes {
+                        match act.start_run(r.start, ctx) {
+                            Ok(run) => {
+                                info!(
+                                    node = r.node.as_str(),
+                                    nodepool = r.nodepool.as_str(),
+                                    run = run.as_str(),
+                                    "resuming a drain an earlier node-drain left"
+                                );
+                                recovered.resumed.push(r.node);
+                            }
+                            Err(e) => info!(node = r.node.as_str(), reason = %e, "not resumed now"),
+                        }
+                    }
+                    Ok(recovered)
+                }),
+        )
+    }
+}
+
+async fn recover_io(
     client: &Client,
     recorder: &Recorder,
-    nodepool: &str,
-    orphan_after: Duration,
-) -> Result<Vec<String>> {
-    let listed = nodes::of_nodepool(client, nodepool)
-        .await
-        .map_err(|e| Error::kube(format!("list nodes of NodePool {nodepool}"), e))?;
-    let now = chrono::Utc::now();
-    let after = chrono::Duration::from_std(orphan_after).unwrap_or(chrono::Duration::seconds(60));
-    let mut recovered = Vec::new();
-    for node in listed {
-        let record = Record::read(node.metadata.annotations.as_ref());
-        if !record.orphaned(now, after) {
-            continue;
-        }
-        let run = record.run_id.clone().unwrap_or_default();
-        let beat = record
-            .heartbeat
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_else(|| "never".into());
-        let reason = format!("run {run} stopped mid-drain (last heartbeat {beat})");
-        let name = node.metadata.name.clone().unwrap_or_default();
-        match restore_orphan(client, recorder, &node, &reason).await {
-            Ok(true) => recovered.push(name),
-            Ok(false) => {}
-            Err(e) => {
-                return Err(Error::Node {
-                    node: name,
-                    reason: format!("could not be restored: {e}"),
-                })
+    msg: &RecoverNodes,
+) -> Result<(Recovered, Vec<Resume>)> {
+    let who = match &msg.lease {
+        None => Recoverer::Cli,
+        Some(lease) => Recoverer::Leader {
+            lease,
+            elected_now: msg.elected_now,
+        },
+    };
+    let after =
+        chrono::Duration::from_std(msg.orphan_after).unwrap_or(chrono::Duration::seconds(60));
+    let mut recovered = Recovered::default();
+    let mut resumes = Vec::new();
+    for pool in &msg.nodepools {
+        let listed = nodes::of_nodepool(client, pool)
+            .await
+            .map_err(|e| Error::kube(format!("list nodes of NodePool {pool}"), e))?;
+        let now = chrono::Utc::now();
+        for node in listed {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let record = Record::read(node.metadata.annotations.as_ref());
+            let state = NodeState {
+                unschedulable: nodes::unschedulable(&node),
+                deleting: node.metadata.deletion_timestamp.is_some(),
+            };
+            match recovery(&record, state, who, now, after) {
+                Recovery::Leave => {}
+                Recovery::Restore { reason } => {
+                    if restore_orphan(client, recorder, &node, &reason)
+                        .await
+                        .map_err(|e| Error::Node {
+                            node: name.clone(),
+                            reason: format!("could not be restored: {e}"),
+                        })?
+                    {
+                        recovered.restored.push(name);
+                    }
+                }
+                Recovery::Retire { retirement } => {
+                    retire_recorded(client, recorder, &node, &retirement)
+                        .await
+                        .map_err(|e| Error::Node {
+                            node: name.clone(),
+                            reason: format!("could not be retired: {e}"),
+                        })?;
+                    recovered.retired.push(name);
+                }
+                Recovery::Resume {
+                    dead_run,
+                    settings,
+                    why,
+                } => {
+                    let settings = match settings {
+                        Some(recorded) => recorded.apply(msg.defaults.clone()),
+                        None => msg.defaults.clone(),
+                    };
+                    resumes.push(Resume {
+                        nodepool: pool.clone(),
+                        node: name.clone(),
+                        start: StartRun {
+                            nodepool: pool.clone(),
+                            nodes: vec![name],
+                            settings,
+                            trigger: format!("takeover: {why}"),
+                            plan: None,
+                            take_over: Some(dead_run),
+                        },
+                    });
+                }
             }
         }
     }
-    Ok(recovered)
+    Ok((recovered, resumes))
+}
+
+/// Does the retirement a drained node's record names (a run was stopped
+/// between the record and the retirement). Deleting what is already gone is
+/// fine; a person who uncordoned the node has taken it back (never here).
+async fn retire_recorded(
+    client: &Client,
+    recorder: &Recorder,
+    node: &Node,
+    retirement: &Retirement,
+) -> kube::Result<()> {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let note = match retirement {
+        Retirement::NodeClaim(claim) => {
+            crate::k8s::karpenter::delete_nodeclaim(client, claim).await?;
+            format!("NodeClaim {claim} deleted (recorded drained, not yet retired); Karpenter replaces the capacity")
+        }
+        Retirement::Node => {
+            crate::k8s::gone_is_ok(
+                kube::Api::<Node>::all(client.clone())
+                    .delete(&name, &Default::default())
+                    .await,
+            )?;
+            "the Node object was deleted (recorded drained, not yet retired)".to_string()
+        }
+    };
+    info!(
+        node = name.as_str(),
+        note = note.as_str(),
+        "finished a recorded retirement"
+    );
+    publish(
+        recorder,
+        &node_ref(&name, node.metadata.uid.clone()),
+        false,
+        "NodeRetired",
+        note,
+    )
+    .await;
+    Ok(())
 }
 
 /// Refreshes the heartbeat of every node `cx`'s run still holds; renews the

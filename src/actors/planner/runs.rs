@@ -90,6 +90,8 @@ impl PlannerActor {
             finished: ctx.address().recipient(),
             own_pod: self.deps.identity.own_pod.clone(),
             fault: self.deps.fault,
+            lease: self.deps.lease.clone(),
+            take_over: msg.take_over.clone(),
         });
         let token = CancellationToken::new();
         let mut node_tokens = HashMap::new();

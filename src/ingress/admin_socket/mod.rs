@@ -204,6 +204,7 @@ async fn execute(request: Request, daemon: &Daemon, uid: u32) -> Result<serde_js
                 Target::Node(node),
                 daemon.settings(None),
                 by,
+                None,
             );
             let admitted = planner.send(admit).await.map_err(mailbox)??;
             Ok(json!({ "admitted": admitted }))

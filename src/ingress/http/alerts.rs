@@ -113,6 +113,7 @@ async fn handle(req: &HttpRequest, mut body: web::Payload, daemon: &Daemon) -> H
             Target::Labels(alert.labels.clone()),
             daemon.settings(Some(rule)),
             trigger,
+            Some(daemon.release(key.clone())),
         );
         if daemon.queue.try_send(Job { admit }).is_err() {
             // Not queued: the retry must count, and say so.
