@@ -1,7 +1,7 @@
 //! A single `node-drain serve` SIGKILLed in each phase of a drain (the test
 //! fault hook kills the process at that exact point), then started again: the
-//! node ends drained and retired, or (killed before the claim) untouched, and
-//! every pod is evicted successfully at most once.
+//! node ends drained and retired (killed before the claim, once Alertmanager
+//! repeats the alert), and every pod is evicted successfully at most once.
 
 mod support;
 
@@ -59,14 +59,24 @@ async fn killed_at(point: &str) {
     let second = Daemon::start(env, &pool.name, &lease, &unique("after"), config);
     second.wait_ready().await;
     if point == "intent" {
-        // Killed before the claim: nothing was recorded, nothing to resume.
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Killed before the claim: nothing was recorded, so the node is
+        // untouched until Alertmanager sends the alert again (it repeats an
+        // alert it got no answer for, and at its repeat interval). The new
+        // process has not seen it: the repeat drains the node.
         let n = get_node(client, &node).await.expect("the node stays");
         assert!(
             !unschedulable(&n),
             "killed before the claim: the node is untouched"
         );
         assert!(annotation(&n, "node-drain.io/state").is_none());
+        assert_eq!(second.post(Some(TOKEN), good.to_string()).await, 202);
+        wait_retired(
+            client,
+            &node,
+            "the repeated alert drains and retires the node",
+            Duration::from_secs(120),
+        )
+        .await;
     } else {
         wait_retired(
             client,
@@ -75,13 +85,19 @@ async fn killed_at(point: &str) {
             Duration::from_secs(120),
         )
         .await;
-        assert!(second.log().contains("takeover of run"), "{}", second.log());
+        // Killed after the `drained` record, only the retirement was left.
+        let took_over = if point == "drained" {
+            "finished a recorded retirement"
+        } else {
+            "takeover of run"
+        };
+        assert!(second.log().contains(took_over), "{}", second.log());
     }
     assert_evicted_at_most_once(env, &ns.name);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_before_the_claim_the_node_is_untouched() {
+async fn killed_before_the_claim_the_node_is_drained_when_the_alert_repeats() {
     killed_at("intent").await;
 }
 

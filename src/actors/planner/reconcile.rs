@@ -130,7 +130,7 @@ async fn recover_io(
                             nodepool: pool.clone(),
                             nodes: vec![name],
                             settings,
-                            trigger: format!("takeover: {why}"),
+                            trigger: format!("takeover of {why}"),
                             plan: None,
                             take_over: Some(dead_run),
                         },
