@@ -554,7 +554,15 @@ async fn a_supervisor_restart_in_each_phase_completes_with_exactly_one_eviction_
     .await;
     let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
     let w = scene.workloads();
-    let faults = ["intent", "cordon", "evict", "evict:panic", "wait", "retire"];
+    let faults = [
+        "intent",
+        "cordon",
+        "evict",
+        "evict:panic",
+        "wait",
+        "retire",
+        "drained",
+    ];
     w.spread_deployment("web", faults.len() as i32, SMALL).await;
     w.deployment(
         "filler",

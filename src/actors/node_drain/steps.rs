@@ -209,10 +209,16 @@ pub async fn retire(cx: &RunContext, node: &str) -> Result<(), StepError> {
         (Retire::Node, _) => "node".into(),
         (Retire::None, _) => "none".into(),
     };
-    if let Err(e) = nodes::patch(&cx.client, node, drained_patch(&cx.run_id, &retirement)).await {
-        return patch_failed(cx, node, e);
+    // Recorded already when a restarted actor resumes the retirement: the
+    // record's state is no longer `cordoned`, so the patch would be refused.
+    let recorded = cx.progress.get(node).and_then(|p| p.phase) == Some(Phase::Drained);
+    if !recorded {
+        let patch = drained_patch(&cx.run_id, &retirement);
+        if let Err(e) = nodes::patch(&cx.client, node, patch).await {
+            return patch_failed(cx, node, e);
+        }
+        update(cx, node, |p| p.phase = Some(Phase::Drained));
     }
-    update(cx, node, |p| p.phase = Some(Phase::Drained));
     fault::fire(cx, node, "drained")?;
     info!(
         nodeName = node,

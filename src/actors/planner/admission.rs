@@ -247,7 +247,8 @@ impl PlannerActor {
     /// without room ends the round where it is.
     pub(super) fn retry_pending(&mut self, ctx: &mut Context<Self>) {
         use actix::AsyncContext;
-        if self.retrying {
+        // Paused: the waiting requests wait on (admit would refuse them).
+        if self.retrying || self.paused {
             return;
         }
         let Some((node, mut msg)) = self.pending.front().cloned() else {
