@@ -1,6 +1,7 @@
 //! Two `node-drain serve` on one Lease, on the real test environment: only
 //! the leader acts; a SIGKILLed leader's drain is completed by the next; a
-//! leader paused past its lease wakes up fenced and steps down.
+//! leader paused past its lease wakes up fenced and steps down; two daemons
+//! with no POD_NAME or HOSTNAME still have identities of their own.
 
 mod support;
 
@@ -156,4 +157,52 @@ async fn a_leader_paused_past_its_lease_wakes_up_fenced_and_steps_down() {
     );
     assert!(first.log().contains("leadership lost"), "{}", first.log());
     assert_evicted_at_most_once(env, &ns.name);
+}
+
+/// Two daemons with neither POD_NAME nor HOSTNAME (systemd exports no
+/// HOSTNAME): each still has an identity of its own (the host name and a
+/// random suffix), so they are never both ready, never both leaders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_without_pod_name_or_hostname_are_never_both_ready() {
+    let scene = Scene::new("daemon-identity", "c-4x-amd64-linux", None).await;
+    let (env, pool) = (&scene.env, &scene.pool);
+    let config = "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n";
+    let lease = unique("lease");
+    let first = Daemon::start(env, &pool.name, &lease, "", config);
+    let second = Daemon::start(env, &pool.name, &lease, "", config);
+    let http = reqwest::Client::new();
+    let ready = |d: &Daemon| {
+        let url = format!("{}/readyz", d.url);
+        let http = http.clone();
+        async move { matches!(http.get(url).send().await, Ok(r) if r.status() == 200) }
+    };
+    let started = std::time::Instant::now();
+    let mut ever_ready = 0;
+    while started.elapsed() < Duration::from_secs(30) {
+        let (a, b) = (ready(&first).await, ready(&second).await);
+        assert!(
+            !(a && b),
+            "both ready after {:?}:\n--- first\n{}\n--- second\n{}",
+            started.elapsed(),
+            first.log(),
+            second.log()
+        );
+        ever_ready += usize::from(a || b);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ever_ready > 0, "neither became ready:\n{}", first.log());
+    let holder = kube::Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        scene.client.clone(),
+        "default",
+    )
+    .get(&lease)
+    .await
+    .unwrap()
+    .spec
+    .and_then(|s| s.holder_identity)
+    .unwrap_or_default();
+    assert!(
+        holder.contains('_') && holder != "cli",
+        "the holder is the host name and a random suffix: {holder:?}"
+    );
 }

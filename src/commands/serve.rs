@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{checked_nodepool, prometheus_client};
-use crate::actors::planner::Identity;
 use crate::actors::{Actors, Deps};
 use crate::alerts::dedupe::Dedupe;
 use crate::cli::{GlobalArgs, ServeArgs};
@@ -23,6 +22,7 @@ use crate::config::DaemonConfig;
 use crate::drain::annotations::Record;
 use crate::drain::Phase;
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 use crate::ingress::intake::{run_queue, watch_token, Daemon};
 use crate::k8s::fence::Fence;
 use crate::k8s::lease::{Elector, LeaseSettings, Role};

@@ -64,7 +64,7 @@ async fn config(mode: KubeConfigMode) -> Result<(Config, impl Fn(String) -> Erro
     config.default_retry = false;
     // Named in the API server's audit log and request metrics as itself, and
     // which replica (the pod name) sent each request.
-    let holder = crate::actors::planner::Identity::from_env().holder;
+    let holder = crate::identity::Identity::from_env().holder;
     let agent = http::HeaderValue::from_str(&format!("{USER_AGENT} ({holder})"))
         .unwrap_or_else(|_| http::HeaderValue::from_static(USER_AGENT));
     config.headers.push((http::header::USER_AGENT, agent));
