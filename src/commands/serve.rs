@@ -79,6 +79,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         opts: args.opts.clone(),
         max_nodes: args.max_nodes as usize,
         role: role_rx.clone(),
+        fence: fence.clone(),
         reconciled: AtomicBool::new(false),
         shutting_down: AtomicBool::new(false),
         paused: AtomicBool::new(false),

@@ -18,6 +18,7 @@ use crate::cli::DrainOptions;
 use crate::config::{current, SharedConfig};
 use crate::drain::DrainSettings;
 use crate::error::{Error, Result};
+use crate::k8s::fence::Fence;
 use crate::k8s::lease::Role;
 use crate::messages::{Admit, Admitted, MeasureAllocateRates, PlanWave, StartRun, Target};
 
@@ -34,6 +35,9 @@ pub struct Daemon {
     pub opts: DrainOptions,
     pub max_nodes: usize,
     pub role: watch::Receiver<Role>,
+    /// The leadership fence: a leader whose lease could not be renewed in
+    /// time can write nothing, so it must not take work or look ready.
+    pub fence: Fence,
     /// Set once the startup (takeover) reconciliation is done.
     pub reconciled: AtomicBool,
     pub shutting_down: AtomicBool,
@@ -51,6 +55,11 @@ impl Daemon {
             return Some("shutting down".into());
         }
         match &*self.role.borrow() {
+            // A leader whose lease could not be renewed in time writes
+            // nothing: an alert it took would be lost.
+            Role::Leader if !self.fence.is_open() => {
+                return Some("the leadership lease could not be renewed in time (fenced)".into())
+            }
             Role::Leader => {}
             Role::Follower { holder } => {
                 return Some(format!(
