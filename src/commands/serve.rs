@@ -104,18 +104,22 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         .map_err(|e| Error::Internal(format!("HTTP server: {e}")))?;
     let http = server.handle();
     actix::spawn(server);
-    let admin = crate::ingress::admin_socket::bind(&args.admin_socket).map_err(|e| {
-        Error::Usage(format!(
-            "--admin-socket {}: {e}",
-            args.admin_socket.display()
-        ))
-    })?;
+    let admin =
+        crate::ingress::admin_socket::bind(&args.admin_socket, args.admin_gid).map_err(|e| {
+            Error::Usage(format!(
+                "--admin-socket {}: {e}",
+                args.admin_socket.display()
+            ))
+        })?;
     let stop = CancellationToken::new();
     tokio::spawn(crate::ingress::admin_socket::run(
         admin,
         args.admin_socket.clone(),
         daemon.clone(),
-        args.admin_uids.clone(),
+        crate::ingress::admin_socket::Options {
+            admin_gid: args.admin_gid,
+            ..Default::default()
+        },
         stop.clone(),
     ));
     tokio::spawn(run_queue(daemon.clone(), queue_rx));
