@@ -130,7 +130,7 @@ fn the_node_comes_from_the_labels_in_order() {
 
 #[test]
 fn the_first_matching_rule_decides() {
-    let rules: Vec<Rule> = serde_yaml::from_str(
+    let rules: Vec<Rule> = serde_norway::from_str(
         "- {alertname: NodeDiskPressure, labels: {severity: critical}, action: drain-node}\n\
          - {alertname: NodeDiskPressure, action: cordon}\n",
     )
