@@ -1,5 +1,6 @@
 //! The admin socket of `node-drain serve` on the real test environment,
-//! against bad clients: each gets the one exact answer its limit gives.
+//! against bad clients: each gets the one exact answer its limit gives; with
+//! `--admin-gid`, a member of the group (another uid) may use it.
 
 mod support;
 
@@ -130,4 +131,50 @@ async fn bad_admin_clients_get_errors_or_closed_connections_and_hurt_nothing() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+/// `--admin-gid`: the socket is 0660 and the group's; a member of the group
+/// (another uid) is answered, a non-member with the file opened up is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_the_admin_group_may_use_the_socket() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let scene = Scene::new("daemon-admin-gid", "c-4x-amd64-linux", None).await;
+    let daemon = Daemon::start_with(
+        &scene.env,
+        &scene.pool.name,
+        &unique("lease"),
+        &unique("serve"),
+        RULES,
+        &[("ADMIN_GID", "4242")],
+    );
+    daemon.wait_ready().await;
+    let meta = std::fs::metadata(&daemon.socket).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, 4242));
+    std::fs::set_permissions(&daemon.dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = daemon.socket.display().to_string();
+    let admin_as = |groups: &str| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", groups])
+            .arg(env!("CARGO_BIN_EXE_node-drain"))
+            .args(["admin", "--admin-socket", &socket, "--output", "json"])
+            .arg("status")
+            .output()
+            .expect("setpriv")
+    };
+    let member = admin_as("--groups=4242");
+    let text = String::from_utf8_lossy(&member.stdout);
+    assert!(
+        member.status.success() && text.contains("\"ok\":true"),
+        "a member of the admin group: {text} {}",
+        String::from_utf8_lossy(&member.stderr)
+    );
+    // A non-member cannot even open the 0660 file; opened up, the daemon refuses it.
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let stranger = admin_as("--clear-groups");
+    let text = String::from_utf8_lossy(&stranger.stdout);
+    assert!(
+        text.contains("uid 65534 is not allowed"),
+        "not a member: {text} {}",
+        String::from_utf8_lossy(&stranger.stderr)
+    );
 }
