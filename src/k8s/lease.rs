@@ -2,10 +2,13 @@
 //! a follower judges expiry by its own clock since it last saw the record
 //! change (never by the holder's `renewTime`); take and renew with `replace`
 //! carrying the resourceVersion (a 409 is a lost race); a leader that cannot
-//! renew within the renew deadline has lost. Leadership is published as a
-//! [`Role`] and as the [`Fence`] deadline every write of the actors checks:
-//! `valid_until` = the instant *before* the renewing request + the renew
-//! deadline, well inside the lease a follower waits out.
+//! renew within the renew deadline has lost. Each try is bounded by the renew
+//! deadline (kube sets no read timeout: a request on a half-open connection
+//! would never end), and a follower stamps what it saw when its GET answered.
+//! Leadership is published as a [`Role`] and as the [`Fence`] deadline every
+//! write of the actors checks: `valid_until` = the instant *before* the
+//! renewing request + the renew deadline, well inside the lease a follower
+//! waits out.
 
 use std::time::{Duration, Instant};
 
