@@ -42,7 +42,7 @@ async fn a_lease_that_never_answers_loses_leadership_within_the_renew_deadline_a
     );
     assert!(!r.fence.is_open(), "the fence is closed");
     assert!(
-        lost_after <= bound + Duration::from_millis(500),
+        lost_after <= bound + Duration::from_secs(1),
         "lost {lost_after:?} after the last renewal; want ≤ {bound:?}"
     );
     eprintln!("a wedged leader lost its lease {lost_after:?} after its last renewal");
@@ -68,7 +68,7 @@ async fn a_renewal_refused_while_reads_work_loses_leadership() {
     assert!(matches!(ended, Ok(Err(_))), "{ended:?}");
     assert!(!r.fence.is_open(), "the fence is closed");
     assert!(
-        lost_after <= bound + Duration::from_millis(500),
+        lost_after <= bound + Duration::from_secs(1),
         "lost {lost_after:?} after the last renewal; want ≤ {bound:?}"
     );
 }
