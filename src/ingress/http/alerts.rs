@@ -1,10 +1,10 @@
 //! `POST /v1/alerts`: the Alertmanager webhook (payload version 4). In order:
 //! 401 without the bearer token (constant-time compare; 503 while no token has
-//! been read at all), 413 past 1 MiB, 400
-//! for a body that is not a version 4 payload (naming the field), 503 when
-//! this process may not take work or the queue is full (Alertmanager retries
-//! only 5xx; never 429), else 202 once every firing alert a rule matches is
-//! queued. Resolved alerts are counted and never cancel a drain.
+//! been read at all), 413 past 1 MiB, 400 for a body that is not a version 4
+//! payload (naming the field), 503 when this process may not take work or the
+//! queue is full (Alertmanager retries only 5xx; never 429), else 202 once
+//! every firing alert a rule matches is queued. Resolved alerts are counted
+//! and never cancel a drain.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
