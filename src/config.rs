@@ -30,11 +30,17 @@ pub struct DaemonConfig {
 impl DaemonConfig {
     /// Parses and checks a config file's text; the error names the field.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: DaemonConfig = if text.trim().is_empty() {
-            DaemonConfig::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|e| e.to_string())?
-        };
+        // An empty file (an empty ConfigMap key, a truncated write) is refused
+        // like a bad one: taken as "no rules", every alert would be dropped.
+        let document: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        if document.is_null() {
+            return Err(
+                "the config is empty (no rules, no nodepools); write `rules: []` to mean no rules"
+                    .into(),
+            );
+        }
+        let config: DaemonConfig = serde_norway::from_str(text).map_err(|e| e.to_string())?;
         for (i, pool) in config.nodepools.iter().enumerate() {
             crate::plan::validate_nodepool_name(pool)
                 .map_err(|e| format!("nodepools[{i}]: {e}"))?;
@@ -163,7 +169,7 @@ mod tests {
     fn the_config_shipped_in_deploy_parses() {
         let manifest = include_str!("../deploy/serve.yaml");
         let first = manifest.split("\n---\n").next().unwrap();
-        let configmap: serde_yaml::Value = serde_yaml::from_str(first).unwrap();
+        let configmap: serde_norway::Value = serde_norway::from_str(first).unwrap();
         let text = configmap["data"]["config.yaml"].as_str().unwrap();
         let config = DaemonConfig::parse(text).unwrap();
         assert_eq!(config.rules.len(), 2);
@@ -177,8 +183,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.rules.len(), 1);
         assert_eq!(c.nodepools("main"), vec!["main".to_string()]);
-        assert!(DaemonConfig::parse("").unwrap().rules.is_empty());
         for (text, needle) in [
+            // An empty file (a ConfigMap key left empty, a truncated write) is
+            // refused like a bad one, never taken as "no rules".
+            ("", "empty"),
+            ("\n  \n", "empty"),
+            ("# rules: come later\n", "empty"),
+            ("~\n", "empty"),
             (
                 "rules:\n  - alertname: X\n    action: drain\n",
                 "rules[0].action",

@@ -25,6 +25,8 @@ pub mod drain;
 pub mod duration;
 /// The crate's error and its exit codes.
 pub mod error;
+/// Who this process is: the holder of claims and of the Lease.
+pub mod identity;
 /// The daemon's fronts: HTTP and the admin socket.
 pub mod ingress;
 /// Every Kubernetes API call.

@@ -23,18 +23,18 @@ fn kubectl(env: &TestEnv, args: &[&str]) -> std::process::Output {
 
 /// The testenv kubeconfig acting as `user` (in `groups`).
 fn impersonating_kubeconfig(env: &TestEnv, user: &str, groups: &[&str]) -> tempfile_path::Path {
-    let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(env.kubeconfig()).unwrap()).unwrap();
+    let mut config: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(env.kubeconfig()).unwrap()).unwrap();
     let auth = &mut config["users"][0]["user"];
-    auth["as"] = serde_yaml::Value::from(user);
-    auth["as-groups"] = serde_yaml::Value::from(
+    auth["as"] = serde_norway::Value::from(user);
+    auth["as-groups"] = serde_norway::Value::from(
         groups
             .iter()
-            .map(|g| serde_yaml::Value::from(*g))
+            .map(|g| serde_norway::Value::from(*g))
             .collect::<Vec<_>>(),
     );
     let path = std::env::temp_dir().join(format!("{}.kubeconfig", unique("as")));
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
     tempfile_path::Path(path)
 }
 

@@ -1,7 +1,8 @@
 //! Alertmanager delivers at least once (more than once in HA, again every
 //! repeat_interval): a firing alert is acted on once per (fingerprint,
-//! startsAt). Bounded: entries expire after `ttl`, and past `capacity` the
-//! oldest go first.
+//! startsAt). Bounded: entries expire after `ttl`, past `capacity` the
+//! oldest go first, and the order queue never holds more than twice the
+//! capacity (forgotten entries are dropped).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -35,14 +36,24 @@ impl Dedupe {
         }
         while self.seen.len() >= self.capacity {
             match self.order.pop_front() {
-                Some((old, _)) => {
-                    self.seen.remove(&old);
+                // A forgotten entry (its key perhaps seen again since) frees nothing.
+                Some((old, at)) => {
+                    if self.seen.get(&old) == Some(&at) {
+                        self.seen.remove(&old);
+                    }
                 }
                 None => break,
             }
         }
         self.seen.insert(key.clone(), now);
         self.order.push_back((key, now));
+        // Forgotten keys stay in the queue until they reach its front; a full
+        // intake queue forgets every retry. Drop them before the queue grows
+        // past twice the capacity (amortised: at most once per `capacity` calls).
+        if self.order.len() > 2 * self.capacity {
+            let seen = &self.seen;
+            self.order.retain(|(k, at)| seen.get(k) == Some(at));
+        }
         true
     }
 
@@ -57,6 +68,11 @@ impl Dedupe {
 
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
+    }
+
+    /// Entries of the order queue (the live ones and those not yet dropped).
+    pub fn remembered(&self) -> usize {
+        self.order.len()
     }
 
     fn expire(&mut self, now: Instant) {

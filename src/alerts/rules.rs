@@ -121,7 +121,8 @@ impl Unresolved {
     }
 }
 
-/// The node `labels` name: `node`; `instance` as a node name, or `IP:port` /
+/// The node `labels` name: `node` (authoritative: unknown, nothing else is
+/// tried); `instance` as a node name, `<node name>:<port>`, or `IP:port` /
 /// `IP` through the nodes' InternalIP; then `nodename`, `kubernetes_node`.
 pub fn node_of(labels: &BTreeMap<String, String>, index: &NodeIndex) -> Result<String, Unresolved> {
     let mut first_unknown = None;
@@ -132,8 +133,21 @@ pub fn node_of(labels: &BTreeMap<String, String>, index: &NodeIndex) -> Result<S
         if index.names.contains(value) {
             return Ok(value.clone());
         }
+        // `node` is authoritative: present but unknown (a node gone, a typo),
+        // the alert names no node. Falling through to `instance` would let a
+        // reused IP pick another node.
+        if label == "node" {
+            return Err(Unresolved::UnknownNode {
+                label,
+                value: value.clone(),
+            });
+        }
         if label == "instance" {
             let ip = strip_port(value);
+            // `<node name>:<port>`: a target scraped by node name.
+            if index.names.contains(ip) {
+                return Ok(ip.to_string());
+            }
             match index.by_ip.get(ip).map(Vec::as_slice) {
                 Some([one]) => return Ok(one.clone()),
                 Some(many) if many.len() > 1 => {

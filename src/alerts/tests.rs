@@ -102,7 +102,25 @@ fn the_node_comes_from_the_labels_in_order() {
                 nodes: vec!["c".into(), "d".into()],
             }),
         ),
-        (vec![("node", "zz"), ("nodename", "b")], Ok("b")),
+        // `node` is authoritative: present but unknown, the alert names no
+        // node (an `instance` IP reused by another node must not decide).
+        (
+            vec![("node", "zz"), ("nodename", "b")],
+            Err(Unresolved::UnknownNode {
+                label: "node",
+                value: "zz".into(),
+            }),
+        ),
+        (
+            vec![("node", "zz"), ("instance", "10.0.0.2:9100")],
+            Err(Unresolved::UnknownNode {
+                label: "node",
+                value: "zz".into(),
+            }),
+        ),
+        // `instance` as `<node name>:<port>` (a scrape by node name).
+        (vec![("instance", "b:9100")], Ok("b")),
+        (vec![("instance", "zz"), ("nodename", "b")], Ok("b")),
     ];
     for (l, want) in cases {
         let got = node_of(&labels(&l), &i);
@@ -112,7 +130,7 @@ fn the_node_comes_from_the_labels_in_order() {
 
 #[test]
 fn the_first_matching_rule_decides() {
-    let rules: Vec<Rule> = serde_yaml::from_str(
+    let rules: Vec<Rule> = serde_norway::from_str(
         "- {alertname: NodeDiskPressure, labels: {severity: critical}, action: drain-node}\n\
          - {alertname: NodeDiskPressure, action: cordon}\n",
     )
@@ -142,6 +160,20 @@ fn a_delivery_is_acted_on_once_and_the_memory_is_bounded() {
         d.first((format!("x{i}"), when), t0);
     }
     assert!(d.len() <= 3);
+    // Delivered and forgotten again and again (a full queue answering 503 to
+    // every retry): the memory stays bounded too.
+    let mut d = Dedupe::new(Duration::from_secs(60), 3);
+    d.first(("live".into(), when), t0);
+    for i in 0..1000 {
+        let key = (format!("k{}", i % 7), when);
+        d.first(key.clone(), t0);
+        d.forget(&key);
+    }
+    assert!(
+        d.remembered() <= 2 * 3,
+        "the order queue holds {} entries for a capacity of 3",
+        d.remembered()
+    );
     // Expired after the ttl.
     let mut d = Dedupe::new(Duration::from_secs(60), 100);
     assert!(d.first(("a".into(), when), t0));

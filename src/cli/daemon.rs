@@ -17,16 +17,18 @@ pub struct ServeArgs {
     /// Alert rules and managed NodePools (YAML; re-read when it changes).
     #[arg(long, env = "NODE_DRAIN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The admin socket (mode 0600).
+    /// The admin socket: mode 0600, only the daemon's own uid may talk (0660
+    /// with --admin-gid).
     #[arg(
         long,
         env = "ADMIN_SOCKET",
         default_value = "/var/run/node-drain/admin.sock"
     )]
     pub admin_socket: PathBuf,
-    /// Uids allowed on the admin socket besides the daemon's own (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub admin_uids: Vec<u32>,
+    /// A group whose members may talk on the admin socket too: the socket is
+    /// then 0660 and this group's (the daemon must be able to chown to it).
+    #[arg(long, env = "ADMIN_GID")]
+    pub admin_gid: Option<u32>,
     /// Namespace of the leader-election Lease: the pod's namespace in-cluster, else `default`.
     #[arg(long, env = "LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,

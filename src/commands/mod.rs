@@ -10,10 +10,10 @@ mod serve;
 
 use tracing::error;
 
-use crate::actors::planner::Identity;
 use crate::actors::{Actors, Deps};
 use crate::cli::{Cli, Command, GlobalArgs, KarpenterCommand};
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 use crate::plan::validate_nodepool_name;
 use crate::prometheus::PrometheusClient;
 use crate::slack::WebhookUrl;

@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{checked_nodepool, prometheus_client};
-use crate::actors::planner::Identity;
 use crate::actors::{Actors, Deps};
 use crate::alerts::dedupe::Dedupe;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::DaemonConfig;
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 use crate::ingress::intake::{mailbox, run_queue, watch_token, Daemon};
 use crate::k8s::fence::Fence;
 use crate::k8s::lease::{Elector, LeaseSettings, Role};
@@ -79,6 +79,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         opts: args.opts.clone(),
         max_nodes: args.max_nodes as usize,
         role: role_rx.clone(),
+        fence: fence.clone(),
         reconciled: AtomicBool::new(false),
         shutting_down: AtomicBool::new(false),
         paused: AtomicBool::new(false),
@@ -106,18 +107,22 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         .map_err(|e| Error::Internal(format!("HTTP server: {e}")))?;
     let http = server.handle();
     actix::spawn(server);
-    let admin = crate::ingress::admin_socket::bind(&args.admin_socket).map_err(|e| {
-        Error::Usage(format!(
-            "--admin-socket {}: {e}",
-            args.admin_socket.display()
-        ))
-    })?;
+    let admin =
+        crate::ingress::admin_socket::bind(&args.admin_socket, args.admin_gid).map_err(|e| {
+            Error::Usage(format!(
+                "--admin-socket {}: {e}",
+                args.admin_socket.display()
+            ))
+        })?;
     let stop = CancellationToken::new();
     tokio::spawn(crate::ingress::admin_socket::run(
         admin,
         args.admin_socket.clone(),
         daemon.clone(),
-        args.admin_uids.clone(),
+        crate::ingress::admin_socket::Options {
+            admin_gid: args.admin_gid,
+            ..Default::default()
+        },
         stop.clone(),
     ));
     tokio::spawn(run_queue(daemon.clone(), queue_rx));

@@ -18,6 +18,7 @@ use crate::cli::DrainOptions;
 use crate::config::{current, SharedConfig};
 use crate::drain::DrainSettings;
 use crate::error::{Error, Result};
+use crate::k8s::fence::Fence;
 use crate::k8s::lease::Role;
 use crate::messages::{Admit, Admitted, MeasureAllocateRates, PlanWave, Release, StartRun, Target};
 
@@ -34,6 +35,9 @@ pub struct Daemon {
     pub opts: DrainOptions,
     pub max_nodes: usize,
     pub role: watch::Receiver<Role>,
+    /// The leadership fence: a leader whose lease could not be renewed in
+    /// time can write nothing, so it must not take work or look ready.
+    pub fence: Fence,
     /// Set once the startup (takeover) reconciliation is done.
     pub reconciled: AtomicBool,
     pub shutting_down: AtomicBool,
@@ -53,6 +57,11 @@ impl Daemon {
             return Some("shutting down".into());
         }
         match &*self.role.borrow() {
+            // A leader whose lease could not be renewed in time writes
+            // nothing: an alert it took would be lost.
+            Role::Leader if !self.fence.is_open() => {
+                return Some("the leadership lease could not be renewed in time (fenced)".into())
+            }
             Role::Leader => {}
             Role::Follower { holder } => {
                 return Some(format!(
@@ -257,24 +266,42 @@ pub async fn run_queue(daemon: std::sync::Arc<Daemon>, mut rx: mpsc::Receiver<Jo
     }
 }
 
-/// Re-reads the token file every `period`; a missing or empty file leaves
-/// no valid token (every request is 401) and says so.
+/// Re-reads the token file every `period`. A missing or empty file keeps
+/// the last good token (a Secret being rotated can be empty for a moment) and
+/// says so; with no token ever read, every webhook is answered 503, which
+/// Alertmanager retries (a 401 it would drop).
 pub fn watch_token(daemon: std::sync::Arc<Daemon>, path: std::path::PathBuf, period: Duration) {
     tokio::spawn(async move {
+        let mut warned = false;
         loop {
-            let token = std::fs::read(&path)
+            let read = std::fs::read(&path)
                 .ok()
                 .map(|t| t.trim_ascii().to_vec())
                 .filter(|t| !t.is_empty());
-            let changed = daemon.token.read().map(|t| *t != token).unwrap_or(true);
-            if changed {
-                if token.is_none() {
-                    warn!(path = %path.display(), "the webhook token file is missing or empty: every webhook is refused (401)");
-                } else {
-                    info!(path = %path.display(), "webhook token loaded");
+            match read {
+                None if !warned => {
+                    warned = true;
+                    let kept = daemon.token.read().map(|t| t.is_some()).unwrap_or(false);
+                    if kept {
+                        warn!(path = %path.display(), "the webhook token file is missing or empty: keeping the last good token");
+                    } else {
+                        warn!(path = %path.display(), "the webhook token file is missing or empty: no token yet, every webhook is answered 503");
+                    }
                 }
-                if let Ok(mut t) = daemon.token.write() {
-                    *t = token;
+                None => {}
+                Some(token) => {
+                    warned = false;
+                    let changed = daemon
+                        .token
+                        .read()
+                        .map(|t| t.as_deref() != Some(token.as_slice()))
+                        .unwrap_or(true);
+                    if changed {
+                        info!(path = %path.display(), "webhook token loaded");
+                        if let Ok(mut t) = daemon.token.write() {
+                            *t = Some(token);
+                        }
+                    }
                 }
             }
             tokio::time::sleep(period).await;

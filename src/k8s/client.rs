@@ -64,12 +64,15 @@ async fn config(mode: KubeConfigMode) -> Result<(Config, impl Fn(String) -> Erro
     config.default_retry = false;
     // Named in the API server's audit log and request metrics as itself, and
     // which replica (the pod name) sent each request.
-    let holder = crate::actors::planner::Identity::from_env().holder;
+    let holder = crate::identity::Identity::from_env().holder;
     let agent = http::HeaderValue::from_str(&format!("{USER_AGENT} ({holder})"))
         .unwrap_or_else(|_| http::HeaderValue::from_static(USER_AGENT));
     config.headers.push((http::header::USER_AGENT, agent));
     config.connect_timeout = Some(Duration::from_secs(10));
-    // No shorter read timeout than kube's (295 s): a shorter one cuts every idle
-    // watch of a node's pods (the API server's watch timeout is longer).
+    // No read timeout (kube 5 sets none; its 295 s is the *write* timeout): one
+    // would cut every idle watch of a node's pods. So a request on a half-open
+    // connection never ends by itself: the elector bounds each of its tries by
+    // the renew deadline, and the fence layer bounds every write by what is
+    // left of the leadership.
     Ok((config, fail))
 }

@@ -2,10 +2,13 @@
 //! a follower judges expiry by its own clock since it last saw the record
 //! change (never by the holder's `renewTime`); take and renew with `replace`
 //! carrying the resourceVersion (a 409 is a lost race); a leader that cannot
-//! renew within the renew deadline has lost. Leadership is published as a
-//! [`Role`] and as the [`Fence`] deadline every write of the actors checks:
-//! `valid_until` = the instant *before* the renewing request + the renew
-//! deadline, well inside the lease a follower waits out.
+//! renew within the renew deadline has lost. Each try is bounded by the renew
+//! deadline (kube sets no read timeout: a request on a half-open connection
+//! would never end), and a follower stamps what it saw when its GET answered.
+//! Leadership is published as a [`Role`] and as the [`Fence`] deadline every
+//! write of the actors checks: `valid_until` = the instant *before* the
+//! renewing request + the renew deadline, well inside the lease a follower
+//! waits out.
 
 use std::time::{Duration, Instant};
 
@@ -94,8 +97,25 @@ impl Elector {
     ) -> Result<(), Lost> {
         loop {
             let t0 = Instant::now();
-            let attempt = self.attempt().await;
             let leader_before = *role.borrow() == Role::Leader;
+            // client-go bounds each try by the renew deadline: kube sets no read
+            // timeout, so a request on a half-open connection would never end
+            // (its 295 s is the write timeout). A leader's try also ends once its
+            // fence has been closed for a retry period: it has lost.
+            let bound = match (leader_before, self.renewed) {
+                (true, Some(renewed)) => self.s.renew_deadline.min(
+                    (renewed + self.s.renew_deadline + self.s.retry_period)
+                        .saturating_duration_since(t0),
+                ),
+                _ => self.s.renew_deadline,
+            };
+            let attempt = match tokio::time::timeout(bound, self.attempt()).await {
+                Ok(attempt) => attempt,
+                Err(_) => Err(format!(
+                    "no answer from the API server on Lease {}/{} within {bound:?}",
+                    self.s.namespace, self.s.name
+                )),
+            };
             match attempt {
                 Ok(Attempt::Leader) => {
                     self.renewed = Some(t0);
@@ -133,8 +153,10 @@ impl Elector {
                     crate::telemetry::metrics::get().lease_renew_failure();
                     warn!(error = e.as_str(), "could not take or renew the lease");
                     if leader_before {
+                        // The fence closed at the last renewal + the renew
+                        // deadline: a leader cannot act any more, it has lost.
                         let since = self.renewed.map(|t| t.elapsed()).unwrap_or_default();
-                        if since >= self.s.renew_deadline {
+                        if since >= self.s.renew_deadline || !self.fence.is_open() {
                             return Err(self.lose(format!(
                                 "no renewal for {since:?} (renew deadline {:?}): {e}",
                                 self.s.renew_deadline
@@ -165,12 +187,15 @@ impl Elector {
     }
 
     async fn attempt(&mut self) -> Result<Attempt, String> {
-        let now = Instant::now();
         let current = self
             .api
             .get_opt(&self.s.name)
             .await
             .map_err(|e| format!("get Lease {}/{}: {e}", self.s.namespace, self.s.name))?;
+        // Stamped when the GET answered, not when it was sent: what it shows
+        // was current at the API server at some instant in between, and a slow
+        // answer must not make the record look older than it is.
+        let now = Instant::now();
         let Some(mut lease) = current else {
             return self.create().await;
         };

@@ -72,9 +72,13 @@ impl Daemon {
         let port = free_port();
         let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
         let mut cmd = env.node_drain();
-        cmd.envs(vars.iter().copied())
-            .env("POD_NAME", identity)
-            .args(["serve", "--nodepool-name", nodepool, "--lease-name", lease])
+        cmd.envs(vars.iter().copied());
+        // An empty identity: no POD_NAME (nor HOSTNAME: the environment is
+        // cleared), as under systemd.
+        if !identity.is_empty() {
+            cmd.env("POD_NAME", identity);
+        }
+        cmd.args(["serve", "--nodepool-name", nodepool, "--lease-name", lease])
             .args(["--http-address", &format!("127.0.0.1:{port}")])
             .arg("--webhook-token-file")
             .arg(dir.join("token"))

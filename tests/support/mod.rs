@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fake_lease;
 pub mod http;
 pub mod nodes;
 

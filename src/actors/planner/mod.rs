@@ -21,39 +21,10 @@ use crate::actors::evictor::EvictorPool;
 use crate::actors::node_drain::Fault;
 use crate::actors::NotifierActor;
 use crate::drain::progress::Progress;
-use crate::drain::PodRef;
+pub use crate::identity::Identity;
 use crate::messages::RunId;
 pub use plan::node_facts;
 use runs::Run;
-
-/// Who this process is, for records on Nodes and to never evict itself.
-#[derive(Debug, Clone, Default)]
-pub struct Identity {
-    /// Pod or host name, recorded as the holder of the nodes a run claims.
-    pub holder: String,
-    /// node-drain's own pod (downward API `POD_NAMESPACE`/`POD_NAME`).
-    pub own_pod: Option<PodRef>,
-    /// The node it runs on (downward API `NODE_NAME`).
-    pub own_node: Option<String>,
-}
-
-impl Identity {
-    /// From the downward API variables, or the host name outside a pod.
-    pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let own_pod = match (var("POD_NAMESPACE"), var("POD_NAME")) {
-            (Some(namespace), Some(name)) => Some(PodRef { namespace, name }),
-            _ => None,
-        };
-        Self {
-            holder: var("POD_NAME")
-                .or_else(|| var("HOSTNAME"))
-                .unwrap_or_else(|| "cli".into()),
-            own_pod,
-            own_node: var("NODE_NAME"),
-        }
-    }
-}
 
 /// What runs need besides the client; shared by every run of the process.
 pub struct RunDeps {

@@ -1,35 +1,51 @@
-//! The admin socket: `run(listener, daemon, allowed uids, shutdown)`. Only the
-//! daemon's own uid (the socket file's owner) and `--admin-uids` may talk
-//! (SO_PEERCRED); the file is 0600. Bounded: connections (a semaphore), line
-//! length (64 KiB: longer closes the connection), idle time (30 s). Garbage
-//! gets an error answer and never hurts the daemon.
+//! The admin socket: `run(listener, path, daemon, options, shutdown)`. Only
+//! the daemon's own effective uid and the members of `--admin-gid` may talk
+//! (`access`: the file's mode, then SO_PEERCRED). Bounded: connections (a
+//! semaphore; one more gets one refusal), line length (64 KiB: longer closes
+//! the connection), idle time (30 s). Garbage gets an error answer and never
+//! hurts the daemon. What each request does: `commands`.
 
+pub mod access;
+mod commands;
 pub mod protocol;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
-use super::intake::{mailbox, Daemon};
-use crate::alerts::rules::Action;
-use crate::drain::StopReason;
-use crate::error::{Error, Result};
-use crate::messages::{CancelNode, CancelRun, PlanWave, SetPaused, Target};
-use protocol::Request;
+use super::intake::Daemon;
+use access::Peer;
 
-const MAX_CONNECTIONS: usize = 16;
-const IDLE: Duration = Duration::from_secs(30);
+/// How the socket is bounded, and who besides the daemon's uid may talk.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A client that sends no full line for this long is closed.
+    pub idle: Duration,
+    /// Clients at once; one more gets one refusal and is closed.
+    pub max_connections: usize,
+    /// `--admin-gid`: members of this group may talk too.
+    pub admin_gid: Option<u32>,
+}
 
-/// Binds the socket at `path` (a stale socket file is replaced) with mode 0600.
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(30),
+            max_connections: 16,
+            admin_gid: None,
+        }
+    }
+}
+
+/// Binds the socket at `path` (a stale socket file is replaced): mode 0600,
+/// or 0660 and the admin group's with `admin_gid`.
+pub fn bind(path: &Path, admin_gid: Option<u32>) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -44,7 +60,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
         std::fs::remove_file(path)?;
     }
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    access::restrict(path, admin_gid)?;
     Ok(listener)
 }
 
@@ -52,13 +68,11 @@ pub async fn run(
     listener: UnixListener,
     path: std::path::PathBuf,
     daemon: Arc<Daemon>,
-    mut allowed: Vec<u32>,
+    options: Options,
     shutdown: CancellationToken,
 ) {
-    if let Ok(meta) = std::fs::metadata(&path) {
-        allowed.push(meta.uid());
-    }
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let own_uid = access::own_uid();
+    let slots = Arc::new(Semaphore::new(options.max_connections));
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -78,24 +92,32 @@ pub async fn run(
                 .await;
             continue;
         };
-        let (daemon, allowed, shutdown) = (daemon.clone(), allowed.clone(), shutdown.clone());
+        let (daemon, options, shutdown) = (daemon.clone(), options.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _permit = permit;
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = connection(stream, &daemon, &allowed) => {}
+                _ = connection(stream, &daemon, own_uid, &options) => {}
             }
         });
     }
     let _ = std::fs::remove_file(&path);
 }
 
-async fn connection(mut stream: UnixStream, daemon: &Daemon, allowed: &[u32]) {
-    let uid = match stream.peer_cred() {
-        Ok(cred) => cred.uid(),
+async fn connection(mut stream: UnixStream, daemon: &Daemon, own_uid: u32, options: &Options) {
+    let peer = match stream.peer_cred() {
+        Ok(cred) => Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            groups: options
+                .admin_gid
+                .map(|_| access::supplementary_groups(cred.pid()))
+                .unwrap_or_default(),
+        },
         Err(_) => return,
     };
-    if !allowed.contains(&uid) {
+    let uid = peer.uid;
+    if !access::allowed(&peer, own_uid, options.admin_gid) {
         warn!(uid, "admin socket: a peer with a uid not allowed; closed");
         let _ = stream
             .write_all(
@@ -113,7 +135,7 @@ async fn connection(mut stream: UnixStream, daemon: &Daemon, allowed: &[u32]) {
     loop {
         let mut line = Vec::new();
         let read = tokio::time::timeout(
-            IDLE,
+            options.idle,
             (&mut reader)
                 .take(protocol::MAX_LINE as u64 + 1)
                 .read_until(b'\n', &mut line),
@@ -134,7 +156,7 @@ async fn connection(mut stream: UnixStream, daemon: &Daemon, allowed: &[u32]) {
             Ok(Ok(_)) => match protocol::parse(&line) {
                 Ok(request) => {
                     let name = request.name();
-                    let result = execute(request, daemon, uid).await;
+                    let result = commands::execute(request, daemon, uid).await;
                     crate::telemetry::metrics::get().admin_request(name, result.is_ok());
                     match result {
                         Ok(v) => protocol::ok(v),
@@ -154,99 +176,5 @@ async fn connection(mut stream: UnixStream, daemon: &Daemon, allowed: &[u32]) {
         {
             return;
         }
-    }
-}
-
-fn available(daemon: &Daemon) -> Result<()> {
-    match daemon.unavailable() {
-        None => Ok(()),
-        Some(why) => Err(Error::Usage(format!("not now: {why}"))),
-    }
-}
-
-async fn execute(request: Request, daemon: &Daemon, uid: u32) -> Result<serde_json::Value> {
-    let by = format!("the admin socket (uid {uid})");
-    info!(cmd = request.name(), uid, "admin request");
-    let planner = &daemon.actors.planner;
-    match request {
-        Request::Status => crate::ingress::http::status_json(daemon).await,
-        Request::Plan { nodepool } => {
-            let pool = nodepool.unwrap_or_else(|| daemon.nodepool.clone());
-            daemon
-                .drain_nodepool(&pool, daemon.settings(None), by, true)
-                .await
-        }
-        Request::DrainNode {
-            node,
-            dry_run: true,
-        } => {
-            let plan = planner
-                .send(PlanWave {
-                    nodepool: daemon.nodepool.clone(),
-                    rates: None,
-                    target_allocate_rate: 99,
-                    max_nodes: None,
-                    nodes: vec![node],
-                    force: false,
-                    list_named_pods: true,
-                })
-                .await
-                .map_err(mailbox)??;
-            Ok(json!({ "plan": plan }))
-        }
-        Request::DrainNode {
-            node,
-            dry_run: false,
-        } => {
-            available(daemon)?;
-            let admit = daemon.admit(
-                Action::DrainNode,
-                Target::Node(node),
-                daemon.settings(None),
-                by,
-                None,
-            );
-            let admitted = planner.send(admit).await.map_err(mailbox)??;
-            Ok(json!({ "admitted": admitted }))
-        }
-        Request::DrainNodepool { nodepool, dry_run } => {
-            if !dry_run {
-                available(daemon)?;
-            }
-            daemon
-                .drain_nodepool(&nodepool, daemon.settings(None), by, dry_run)
-                .await
-        }
-        Request::Pause | Request::Resume => {
-            let paused = matches!(request, Request::Pause);
-            daemon
-                .paused
-                .store(paused, std::sync::atomic::Ordering::SeqCst);
-            planner.send(SetPaused(paused)).await.map_err(mailbox)?;
-            Ok(json!({ "paused": paused }))
-        }
-        Request::Cancel { run: Some(run), .. } => {
-            let told = planner
-                .send(CancelRun {
-                    run_id: Some(run),
-                    reason: StopReason::Cancelled { by },
-                })
-                .await
-                .map_err(mailbox)?;
-            Ok(json!({ "nodes_stopped": told }))
-        }
-        Request::Cancel {
-            node: Some(node), ..
-        } => {
-            let stopped = planner
-                .send(CancelNode {
-                    node,
-                    reason: StopReason::Cancelled { by },
-                })
-                .await
-                .map_err(mailbox)?;
-            Ok(json!({ "stopped": stopped }))
-        }
-        Request::Cancel { .. } => Err(Error::Usage("cancel needs run or node".into())),
     }
 }

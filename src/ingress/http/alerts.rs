@@ -1,9 +1,10 @@
 //! `POST /v1/alerts`: the Alertmanager webhook (payload version 4). In order:
-//! 401 without the bearer token (constant-time compare), 413 past 1 MiB, 400
-//! for a body that is not a version 4 payload (naming the field), 503 when
-//! this process may not take work or the queue is full (Alertmanager retries
-//! only 5xx; never 429), else 202 once every firing alert a rule matches is
-//! queued. Resolved alerts are counted and never cancel a drain.
+//! 401 without the bearer token (constant-time compare; 503 while no token has
+//! been read at all), 413 past 1 MiB, 400 for a body that is not a version 4
+//! payload (naming the field), 503 when this process may not take work or the
+//! queue is full (Alertmanager retries only 5xx; never 429), else 202 once
+//! every firing alert a rule matches is queued. Resolved alerts are counted
+//! and never cancel a drain.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
@@ -32,27 +33,33 @@ fn answer(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({"status": status.as_u16(), "message": message}))
 }
 
-fn authorized(req: &HttpRequest, daemon: &Daemon) -> bool {
-    let Ok(token) = daemon.token.read() else {
-        return false;
-    };
-    let Some(token) = token.as_ref() else {
-        return false;
-    };
+/// Whether the request carries the webhook token: None when there is no
+/// token to compare with (its file missing or empty since the start).
+fn authorized(req: &HttpRequest, daemon: &Daemon) -> Option<bool> {
+    let token = daemon.token.read().ok()?;
+    let token = token.as_ref()?;
     let Some(given) = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
     else {
-        return false;
+        return Some(false);
     };
-    given.len() == token.len() && bool::from(given.ct_eq(token))
+    Some(given.len() == token.len() && bool::from(given.ct_eq(token)))
 }
 
 async fn handle(req: &HttpRequest, mut body: web::Payload, daemon: &Daemon) -> HttpResponse {
     use actix_web::http::StatusCode as S;
-    if !authorized(req, daemon) {
-        return answer(S::UNAUTHORIZED, "missing or wrong bearer token");
+    match authorized(req, daemon) {
+        Some(true) => {}
+        Some(false) => return answer(S::UNAUTHORIZED, "missing or wrong bearer token"),
+        // Not the sender's fault: Alertmanager retries a 5xx, never a 401.
+        None => {
+            return answer(
+                S::SERVICE_UNAVAILABLE,
+                "no webhook token loaded (--webhook-token-file is missing or empty)",
+            )
+        }
     }
     let mut bytes = web::BytesMut::new();
     while let Some(chunk) = body.next().await {
