@@ -169,6 +169,16 @@ pub fn node_of(labels: &BTreeMap<String, String>, index: &NodeIndex) -> Result<S
     Err(first_unknown.unwrap_or(Unresolved::NoNodeLabel))
 }
 
+/// Whether `node_of` may resolve `labels` by an InternalIP: then it must see
+/// every node of the cluster, since an IP a managed node shares with one outside
+/// the managed NodePools is ambiguous. Otherwise the managed nodes suffice.
+pub fn resolves_by_ip(labels: &BTreeMap<String, String>) -> bool {
+    !labels.get("node").is_some_and(|v| !v.is_empty())
+        && labels
+            .get("instance")
+            .is_some_and(|v| strip_port(v).parse::<std::net::IpAddr>().is_ok())
+}
+
 /// "10.0.0.1:9100" → "10.0.0.1"; "[fd00::1]:9100" → "fd00::1"; an IP alone as is.
 fn strip_port(instance: &str) -> &str {
     if let Some(rest) = instance.strip_prefix('[') {

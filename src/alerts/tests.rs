@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use super::dedupe::Dedupe;
 use super::payload::{parse, Status};
-use super::rules::{node_of, rule_for, Action, NodeIndex, Rule, Unresolved};
+use super::rules::{node_of, resolves_by_ip, rule_for, Action, NodeIndex, Rule, Unresolved};
 
 const BODY: &str = r#"{
   "receiver": "node-drain", "status": "firing", "version": "4",
@@ -125,6 +125,26 @@ fn the_node_comes_from_the_labels_in_order() {
     for (l, want) in cases {
         let got = node_of(&labels(&l), &i);
         assert_eq!(got, want.map(String::from), "{l:?}");
+    }
+}
+
+#[test]
+fn only_an_instance_ip_needs_every_node_of_the_cluster() {
+    let cases = [
+        (labels(&[("instance", "10.0.0.1:9100")]), true),
+        (labels(&[("instance", "10.0.0.1")]), true),
+        (labels(&[("instance", "[fd00::1]:9100")]), true),
+        (labels(&[("instance", "ip-10-0-0-1:9100")]), false),
+        (
+            labels(&[("node", "a"), ("instance", "10.0.0.1:9100")]),
+            false,
+        ),
+        (labels(&[("node", ""), ("instance", "10.0.0.1:9100")]), true),
+        (labels(&[("nodename", "a")]), false),
+        (labels(&[]), false),
+    ];
+    for (l, want) in cases {
+        assert_eq!(resolves_by_ip(&l), want, "{l:?}");
     }
 }
 

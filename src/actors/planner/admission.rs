@@ -14,7 +14,7 @@ use kube::Client;
 use tracing::{info, warn};
 
 use super::{node_facts, PlannerActor};
-use crate::alerts::rules::{node_of, Action, NodeIndex, Unresolved};
+use crate::alerts::rules::{node_of, resolves_by_ip, Action, NodeIndex, Unresolved};
 use crate::error::{Error, Result};
 use crate::k8s::karpenter::{nodepool_of, NodePool, NODEPOOL_LABEL};
 use crate::messages::{Admit, Admitted, StartRun, Target};
@@ -76,6 +76,26 @@ async fn not_managed(client: &Client, name: &str, nodepools: &[String]) -> Resul
     })
 }
 
+/// The nodes an alert's labels are resolved against: the managed ones, or
+/// every node (from the API server's cache, `resourceVersion=0`) when an IP
+/// must be resolved — only for such alerts, once each (a waiting request is
+/// retried by name).
+async fn ip_index<'a>(
+    client: &Client,
+    labels: &std::collections::BTreeMap<String, String>,
+    managed: &'a [Node],
+) -> Result<std::borrow::Cow<'a, [Node]>> {
+    if !resolves_by_ip(labels) {
+        return Ok(std::borrow::Cow::Borrowed(managed));
+    }
+    let all = Api::<Node>::all(client.clone())
+        .list(&ListParams::default().match_any())
+        .await
+        .map_err(|e| Error::kube("list nodes (to resolve an instance IP)", e))?
+        .items;
+    Ok(std::borrow::Cow::Owned(all))
+}
+
 pub async fn gather(
     client: &Client,
     msg: &Admit,
@@ -84,7 +104,10 @@ pub async fn gather(
     let managed = managed_nodes(client, &msg.nodepools).await?;
     let name = match &msg.target {
         Target::Node(name) => name.clone(),
-        Target::Labels(labels) => match node_of(labels, &NodeIndex::of(&managed)) {
+        Target::Labels(labels) => match node_of(
+            labels,
+            &NodeIndex::of(&*ip_index(client, labels, &managed).await?),
+        ) {
             Ok(name) => name,
             // Not among the managed nodes: outside them, or unknown.
             Err(Unresolved::UnknownNode { label, value }) => {
