@@ -173,7 +173,7 @@ pub fn node_of(labels: &BTreeMap<String, String>, index: &NodeIndex) -> Result<S
 /// every node of the cluster, since an IP a managed node shares with one outside
 /// the managed NodePools is ambiguous. Otherwise the managed nodes suffice.
 pub fn resolves_by_ip(labels: &BTreeMap<String, String>) -> bool {
-    !labels.get("node").is_some_and(|v| !v.is_empty())
+    labels.get("node").is_none_or(|v| v.is_empty())
         && labels
             .get("instance")
             .is_some_and(|v| strip_port(v).parse::<std::net::IpAddr>().is_ok())

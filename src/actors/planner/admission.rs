@@ -106,7 +106,7 @@ pub async fn gather(
         Target::Node(name) => name.clone(),
         Target::Labels(labels) => match node_of(
             labels,
-            &NodeIndex::of(&*ip_index(client, labels, &managed).await?),
+            &NodeIndex::of(&ip_index(client, labels, &managed).await?),
         ) {
             Ok(name) => name,
             // Not among the managed nodes: outside them, or unknown.
