@@ -5,7 +5,7 @@
 
 use futures::Stream;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::runtime::watcher;
 use kube::Client;
 
@@ -85,24 +85,35 @@ pub async fn remove(
         ..Default::default()
     };
     match how {
-        RemovalRequest::Evict => {
-            let params = EvictParams {
-                delete_options: Some(delete),
-                ..Default::default()
-            };
-            evict(client, pod, &params).await
-        }
+        RemovalRequest::Evict => evict(client, pod, &delete).await,
         RemovalRequest::Delete | RemovalRequest::DeleteNow => {
             Ok(api.delete(&pod.name, &delete).await.map(|_| ())?)
         }
     }
 }
 
+/// The body of an eviction as the API server reads it (`policy/v1` Eviction).
+/// kube's own `Api::evict` names the field `delete_options`, which the API
+/// server ignores: the UID precondition would never reach it.
+pub fn eviction_body(pod: &PodRef, delete: &DeleteParams) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod.name, "namespace": pod.namespace},
+        "deleteOptions": delete,
+    })
+}
+
 /// The eviction as a raw request, so the answer's `Retry-After` header is kept.
-async fn evict(client: &Client, pod: &PodRef, params: &EvictParams) -> Result<(), Refusal> {
-    let request = kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", pod.namespace))
-        .evict(&pod.name, params)
-        .map_err(kube::Error::BuildRequest)?;
+async fn evict(client: &Client, pod: &PodRef, delete: &DeleteParams) -> Result<(), Refusal> {
+    let body = serde_json::to_vec(&eviction_body(pod, delete)).map_err(kube::Error::SerdeError)?;
+    let request = http::Request::post(format!(
+        "/api/v1/namespaces/{}/pods/{}/eviction",
+        pod.namespace, pod.name
+    ))
+    .header(http::header::CONTENT_TYPE, "application/json")
+    .body(body)
+    .map_err(kube::Error::HttpError)?;
     let response = client.send(request.map(kube::client::Body::from)).await?;
     let code = response.status();
     if code.is_success() {
@@ -181,6 +192,27 @@ pub fn selector_matches(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_eviction_body_carries_the_uid_precondition_where_the_api_server_reads_it() {
+        let pod = PodRef {
+            namespace: "ns".into(),
+            name: "web-1".into(),
+        };
+        let delete = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some("uid-1".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            eviction_body(&pod, &delete),
+            json!({"apiVersion": "policy/v1", "kind": "Eviction",
+                   "metadata": {"name": "web-1", "namespace": "ns"},
+                   "deleteOptions": {"preconditions": {"uid": "uid-1"}}})
+        );
+    }
 
     #[test]
     fn label_selectors() {

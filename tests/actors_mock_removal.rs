@@ -1,0 +1,104 @@
+//! The actors' removals and waits against the fake API server (`fake_api`):
+//! throttling (`Retry-After`) for evictions and deletes, the UID precondition
+//! in every eviction, a watch resumed from where the last one ended, pods stuck
+//! terminating on a NotReady node, and a node whose readiness changed.
+
+mod fake_api;
+mod support;
+
+use std::time::Duration;
+
+use fake_api::*;
+use node_drain::drain::DrainOutcome;
+use serde_json::json;
+
+#[actix_rt::test]
+async fn api_throttling_is_waited_out_as_its_retry_after_header_says() {
+    let fake = fresh(&["a"], Evictions::ThrottledOnce, json!({}));
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    let at = fake.lock().unwrap().evictions_at.clone();
+    assert_eq!(at.len(), 2, "refused once, then evicted");
+    // The header said 3 s; without it the fallback is 1 s.
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(2900),
+        "waited as Retry-After asked: {:?}",
+        at[1] - at[0]
+    );
+}
+
+#[actix_rt::test]
+async fn a_watch_version_too_old_to_resume_lists_again() {
+    let fake = fresh(&["a", "b"], Evictions::Allow, json!({}));
+    fake.lock().unwrap().expire_next_watch = true;
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    assert!(
+        !fake.lock().unwrap().expire_next_watch,
+        "the resumed watch was refused"
+    );
+    assert_eq!(
+        count(&fake, "GET /api/v1/pods"),
+        2,
+        "the plan's LIST, then a LIST again after the 410"
+    );
+}
+
+#[actix_rt::test]
+async fn a_pod_stuck_terminating_on_a_notready_node_is_deleted_with_grace_0_and_waited_for() {
+    let fake = fresh(&["a"], Evictions::StuckOnDeadNode, json!({}));
+    fake.lock().unwrap().node["status"]["conditions"][0]["status"] = json!("False");
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, settings()).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    assert_eq!(count(&fake, "/eviction"), 1);
+    assert_eq!(
+        count(&fake, "DELETE /api/v1/namespaces/ns/pods/a"),
+        1,
+        "one grace-0 delete"
+    );
+    assert_eq!(report.nodes[0].pods_force_deleted, 1);
+}
+
+#[actix_rt::test]
+async fn an_eviction_carries_the_planned_uid_as_its_precondition() {
+    let fake = fresh(&["a"], Evictions::Allow, json!({}));
+    let server = fake_api(fake.clone()).await;
+    let client = client(&server).await;
+    let pod = node_drain::drain::PodRef {
+        namespace: "ns".into(),
+        name: "a".into(),
+    };
+    use node_drain::k8s::pods::{remove, RemovalRequest};
+    // A new pod under the same name since the plan: the API server refuses (409).
+    let stale = remove(&client, &pod, "uid-of-an-older-pod", RemovalRequest::Evict).await;
+    let refusal = stale.expect_err("a stale UID is refused");
+    assert_eq!(
+        node_drain::k8s::api_code(&refusal.error),
+        Some(409),
+        "{:?}",
+        refusal.error
+    );
+    assert_eq!(fake.lock().unwrap().pods.len(), 1, "the pod is still there");
+    remove(&client, &pod, "uid-a", RemovalRequest::Evict)
+        .await
+        .expect("the planned UID is evicted");
+    assert!(fake.lock().unwrap().pods.is_empty());
+}
