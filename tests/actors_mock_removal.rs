@@ -102,3 +102,50 @@ async fn an_eviction_carries_the_planned_uid_as_its_precondition() {
         .expect("the planned UID is evicted");
     assert!(fake.lock().unwrap().pods.is_empty());
 }
+
+fn removal_settings(timeout_secs: u64) -> node_drain::drain::DrainSettings {
+    node_drain::drain::DrainSettings {
+        drain_timeout: Duration::from_secs(timeout_secs),
+        on_timeout: node_drain::drain::OnTimeout::Restore,
+        ..settings()
+    }
+}
+
+#[actix_rt::test]
+async fn a_later_tiers_pod_deleted_by_someone_else_while_an_earlier_tier_waits_is_seen() {
+    let fake = fresh_with(
+        vec![pod("a"), owned_pod("s", "StatefulSet")],
+        Evictions::Terminating,
+        json!({}),
+    );
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let started = std::time::Instant::now();
+    let id = run(&actors, removal_settings(10)).await;
+    support::wait_for(
+        "the stateless pod's eviction",
+        Duration::from_secs(10),
+        || async { Ok((count(&fake, "/pods/a/eviction") == 1).then_some(())) },
+    )
+    .await;
+    // While the stateless tier waits for `a`, someone else deletes `s`.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.lock().unwrap().remove_pod("s");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fake.lock().unwrap().remove_pod("a");
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "the node completes: {report:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "well before the drain timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        count(&fake, "/pods/s/eviction"),
+        0,
+        "a pod seen gone is not evicted"
+    );
+}

@@ -9,6 +9,7 @@ use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::runtime::watcher;
 use kube::Client;
 
+pub use crate::drain::presence::PodChange;
 use crate::drain::PodRef;
 
 fn on_node(node: &str) -> String {
@@ -188,6 +189,60 @@ pub fn selector_matches(
     by_labels && by_expressions
 }
 
+/// The pods of a node as a stream of changes: from `version` when given (no
+/// LIST: the caller knows the pods as of that version), else a LIST and a
+/// watch (the watcher re-lists after errors). A resumed watch ends when the
+/// API server closes it (after about 290 s); the caller resumes again.
+pub async fn changes(
+    client: &Client,
+    node: &str,
+    version: Option<&str>,
+) -> kube::Result<futures::stream::BoxStream<'static, PodChange>> {
+    use futures::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let pods: Api<Pod> = Api::all(client.clone());
+    match version {
+        Some(version) => {
+            let params = WatchParams::default().fields(&on_node(node)).timeout(290);
+            let stream = pods.watch(&params, version).await?;
+            Ok(stream
+                .map(|event| match event {
+                    Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => PodChange::Applied(p),
+                    Ok(WatchEvent::Deleted(p)) => PodChange::Deleted(p),
+                    Ok(WatchEvent::Bookmark(b)) => PodChange::Version(b.metadata.resource_version),
+                    Ok(WatchEvent::Error(s)) if s.code == 410 => PodChange::Expired,
+                    Ok(WatchEvent::Error(s)) => PodChange::Error(s.message.clone()),
+                    Err(e) => PodChange::Error(e.to_string()),
+                })
+                .boxed())
+        }
+        None => {
+            let mut listed = Vec::new();
+            Ok(watch_node(client, node)
+                .filter_map(move |event| {
+                    let change = match event {
+                        Ok(watcher::Event::Init) => {
+                            listed.clear();
+                            None
+                        }
+                        Ok(watcher::Event::InitApply(p)) => {
+                            listed.push(p);
+                            None
+                        }
+                        Ok(watcher::Event::InitDone) => {
+                            Some(PodChange::Listed(std::mem::take(&mut listed)))
+                        }
+                        Ok(watcher::Event::Apply(p)) => Some(PodChange::Applied(p)),
+                        Ok(watcher::Event::Delete(p)) => Some(PodChange::Deleted(p)),
+                        Err(e) => Some(PodChange::Error(e.to_string())),
+                    };
+                    futures::future::ready(change)
+                })
+                .boxed())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,75 +303,6 @@ mod tests {
         for (selector, want) in cases {
             let s = serde_json::from_value(selector.clone()).unwrap();
             assert_eq!(selector_matches(&s, &labels), want, "{selector}");
-        }
-    }
-}
-
-/// What a watch of a node's pods reports, whichever way it was started.
-#[derive(Debug)]
-pub enum PodChange {
-    /// The full set of pods on the node (after a LIST).
-    Listed(Vec<Pod>),
-    Applied(Pod),
-    Deleted(Pod),
-    /// The stream has seen everything up to this resourceVersion.
-    Version(String),
-    /// A transient error; the watch goes on (or the stream ends).
-    Error(String),
-    /// The resourceVersion to resume from is too old (410): LIST again.
-    Expired,
-}
-
-/// The pods of a node as a stream of changes: from `version` when given (no
-/// LIST: the caller knows the pods as of that version), else a LIST and a
-/// watch (the watcher re-lists after errors). A resumed watch ends when the
-/// API server closes it (after about 290 s); the caller resumes again.
-pub async fn changes(
-    client: &Client,
-    node: &str,
-    version: Option<&str>,
-) -> kube::Result<futures::stream::BoxStream<'static, PodChange>> {
-    use futures::StreamExt;
-    use kube::api::{WatchEvent, WatchParams};
-    let pods: Api<Pod> = Api::all(client.clone());
-    match version {
-        Some(version) => {
-            let params = WatchParams::default().fields(&on_node(node)).timeout(290);
-            let stream = pods.watch(&params, version).await?;
-            Ok(stream
-                .map(|event| match event {
-                    Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => PodChange::Applied(p),
-                    Ok(WatchEvent::Deleted(p)) => PodChange::Deleted(p),
-                    Ok(WatchEvent::Bookmark(b)) => PodChange::Version(b.metadata.resource_version),
-                    Ok(WatchEvent::Error(s)) if s.code == 410 => PodChange::Expired,
-                    Ok(WatchEvent::Error(s)) => PodChange::Error(s.message.clone()),
-                    Err(e) => PodChange::Error(e.to_string()),
-                })
-                .boxed())
-        }
-        None => {
-            let mut listed = Vec::new();
-            Ok(watch_node(client, node)
-                .filter_map(move |event| {
-                    let change = match event {
-                        Ok(watcher::Event::Init) => {
-                            listed.clear();
-                            None
-                        }
-                        Ok(watcher::Event::InitApply(p)) => {
-                            listed.push(p);
-                            None
-                        }
-                        Ok(watcher::Event::InitDone) => {
-                            Some(PodChange::Listed(std::mem::take(&mut listed)))
-                        }
-                        Ok(watcher::Event::Apply(p)) => Some(PodChange::Applied(p)),
-                        Ok(watcher::Event::Delete(p)) => Some(PodChange::Deleted(p)),
-                        Err(e) => Some(PodChange::Error(e.to_string())),
-                    };
-                    futures::future::ready(change)
-                })
-                .boxed())
         }
     }
 }
