@@ -149,3 +149,60 @@ async fn a_later_tiers_pod_deleted_by_someone_else_while_an_earlier_tier_waits_i
         "a pod seen gone is not evicted"
     );
 }
+
+#[actix_rt::test]
+async fn a_statefulset_pod_is_never_deleted_with_grace_0_once_its_node_is_ready_again() {
+    // NotReady at the claim; Ready again (a kubelet back) by the first eviction.
+    // The pod then looks stuck terminating: only a NotReady node would justify grace 0.
+    let fake = fresh_with(
+        vec![owned_pod("db", "StatefulSet")],
+        Evictions::StuckOnDeadNode,
+        json!({}),
+    );
+    {
+        let mut f = fake.lock().unwrap();
+        f.set_ready(false);
+        f.ready_on_first_eviction = true;
+    }
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, removal_settings(4)).await;
+    let report = report(&actors, id).await;
+    assert_eq!(count(&fake, "/pods/db/eviction"), 1, "evicted normally");
+    let deletes = fake.lock().unwrap().deletes_at.clone();
+    assert!(
+        deletes.is_empty(),
+        "no delete of a StatefulSet pod on a Ready node: {deletes:?}"
+    );
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Failed { .. }),
+        "it stays terminating until the timeout: {report:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_crashlooping_statefulset_pod_planned_on_a_notready_node_is_evicted_once_it_is_ready() {
+    let mut db = owned_pod("db", "StatefulSet");
+    db["status"]["containerStatuses"] = json!([{"name": "c", "image": "i", "ready": false, "restartCount": 3,
+        "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]);
+    let fake = fresh_with(vec![db], Evictions::Allow, json!({}));
+    {
+        let mut f = fake.lock().unwrap();
+        f.set_ready(false);
+        f.ready_on_first_list = true;
+    }
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, removal_settings(10)).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    let deletes = fake.lock().unwrap().deletes_at.clone();
+    assert!(
+        deletes.is_empty(),
+        "Ready when the delete would be sent: evicted, not deleted with grace 0: {deletes:?}"
+    );
+    assert_eq!(count(&fake, "/pods/db/eviction"), 1);
+}

@@ -225,6 +225,12 @@ pub fn controller_kind(pod: &Pod) -> Option<String> {
         .map(|o| o.kind.clone())
 }
 
+/// StatefulSet-owned, or mounting a PersistentVolumeClaim (SPEC §6: never
+/// deleted with grace 0 while its node is Ready).
+pub fn stateful(pod: &Pod) -> bool {
+    is_stateful(pod, controller_kind(pod).as_deref())
+}
+
 /// StatefulSet-owned, or mounting a PersistentVolumeClaim: its data must not be
 /// cut off with grace 0 while the node is alive.
 fn is_stateful(pod: &Pod, owner_kind: Option<&str>) -> bool {
