@@ -206,3 +206,98 @@ async fn a_crashlooping_statefulset_pod_planned_on_a_notready_node_is_evicted_on
     );
     assert_eq!(count(&fake, "/pods/db/eviction"), 1);
 }
+
+#[actix_rt::test]
+async fn a_delete_throttled_with_retry_after_is_sent_again_after_that_wait() {
+    let mut done = pod("done");
+    done["status"]["phase"] = json!("Succeeded");
+    let fake = fresh_with(vec![done], Evictions::Allow, json!({}));
+    fake.lock().unwrap().deletes = Deletes::ThrottledOnce;
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, removal_settings(20)).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    let at: Vec<std::time::Instant> = fake
+        .lock()
+        .unwrap()
+        .deletes_at
+        .iter()
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(at.len(), 2, "throttled once, then deleted");
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(2900),
+        "waited as Retry-After asked (3 s): {:?}",
+        at[1] - at[0]
+    );
+    assert_eq!(
+        report.nodes[0].pods_force_deleted, 0,
+        "a finished pod is not forced"
+    );
+}
+
+#[actix_rt::test]
+async fn a_forced_delete_throttled_with_retry_after_waits_inside_its_window_and_counts_once() {
+    // A PDB refuses until the timeout; --on-timeout force deletes the pod, and
+    // that delete is throttled once.
+    let fake = fresh(&["a"], Evictions::PdbRefuses, json!({}));
+    fake.lock().unwrap().deletes = Deletes::ThrottledOnce;
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let settings = node_drain::drain::DrainSettings {
+        drain_timeout: Duration::from_secs(2),
+        ..settings()
+    };
+    let id = run(&actors, settings).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    let deletes = fake.lock().unwrap().deletes_at.clone();
+    assert_eq!(
+        deletes.len(),
+        2,
+        "throttled once, then deleted: {deletes:?}"
+    );
+    assert!(
+        deletes[1].0 - deletes[0].0 >= Duration::from_millis(2900),
+        "waited as Retry-After asked (3 s), inside the force window: {:?}",
+        deletes[1].0 - deletes[0].0
+    );
+    assert_eq!(report.nodes[0].pods_force_deleted, 1);
+}
+
+#[actix_rt::test]
+async fn a_finished_pod_is_deleted_and_not_counted_as_forced() {
+    let mut done = pod("done");
+    done["status"]["phase"] = json!("Succeeded");
+    let fake = fresh_with(vec![done, pod("web")], Evictions::Allow, json!({}));
+    let server = fake_api(fake.clone()).await;
+    let actors = start(client(&server).await, None);
+    let id = run(&actors, removal_settings(20)).await;
+    let report = report(&actors, id).await;
+    assert!(
+        matches!(report.nodes[0].outcome, DrainOutcome::Drained { .. }),
+        "{report:?}"
+    );
+    let deletes = fake.lock().unwrap().deletes_at.clone();
+    assert_eq!(deletes.len(), 1, "the finished pod is deleted");
+    assert_eq!(
+        deletes[0].1.get("gracePeriodSeconds"),
+        None,
+        "with its own grace period"
+    );
+    assert_eq!(
+        (
+            report.nodes[0].pods_evicted,
+            report.nodes[0].pods_force_deleted
+        ),
+        (1, 0),
+        "one evicted, none forced: a finished pod is neither"
+    );
+}

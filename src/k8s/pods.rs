@@ -76,7 +76,6 @@ pub async fn remove(
     uid: &str,
     how: RemovalRequest,
 ) -> Result<(), Refusal> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     let delete = DeleteParams {
         grace_period_seconds: (how == RemovalRequest::DeleteNow).then_some(0),
         preconditions: Some(Preconditions {
@@ -85,12 +84,23 @@ pub async fn remove(
         }),
         ..Default::default()
     };
-    match how {
-        RemovalRequest::Evict => evict(client, pod, &delete).await,
-        RemovalRequest::Delete | RemovalRequest::DeleteNow => {
-            Ok(api.delete(&pod.name, &delete).await.map(|_| ())?)
-        }
-    }
+    let path = format!("/api/v1/namespaces/{}/pods/{}", pod.namespace, pod.name);
+    let (request, body) = match how {
+        RemovalRequest::Evict => (
+            http::Request::post(format!("{path}/eviction")),
+            eviction_body(pod, &delete),
+        ),
+        RemovalRequest::Delete | RemovalRequest::DeleteNow => (
+            http::Request::delete(path),
+            serde_json::to_value(&delete).map_err(kube::Error::SerdeError)?,
+        ),
+    };
+    let body = serde_json::to_vec(&body).map_err(kube::Error::SerdeError)?;
+    let request = request
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(kube::Error::HttpError)?;
+    send(client, request).await
 }
 
 /// The body of an eviction as the API server reads it (`policy/v1` Eviction).
@@ -105,16 +115,9 @@ pub fn eviction_body(pod: &PodRef, delete: &DeleteParams) -> serde_json::Value {
     })
 }
 
-/// The eviction as a raw request, so the answer's `Retry-After` header is kept.
-async fn evict(client: &Client, pod: &PodRef, delete: &DeleteParams) -> Result<(), Refusal> {
-    let body = serde_json::to_vec(&eviction_body(pod, delete)).map_err(kube::Error::SerdeError)?;
-    let request = http::Request::post(format!(
-        "/api/v1/namespaces/{}/pods/{}/eviction",
-        pod.namespace, pod.name
-    ))
-    .header(http::header::CONTENT_TYPE, "application/json")
-    .body(body)
-    .map_err(kube::Error::HttpError)?;
+/// Sends a removal as a raw request, so the answer's `Retry-After` header is
+/// kept (API Priority and Fairness throttles deletes as it does evictions).
+async fn send(client: &Client, request: http::Request<Vec<u8>>) -> Result<(), Refusal> {
     let response = client.send(request.map(kube::client::Body::from)).await?;
     let code = response.status();
     if code.is_success() {
@@ -127,8 +130,11 @@ async fn evict(client: &Client, pod: &PodRef, delete: &DeleteParams) -> Result<(
         .and_then(|v| v.trim().parse::<u32>().ok());
     let body = response.into_body().collect_bytes().await?;
     let text = String::from_utf8_lossy(&body);
-    let status = serde_json::from_str::<kube::core::Status>(&text)
-        .unwrap_or_else(|_| kube::core::Status::failure(text.trim(), "").with_code(code.as_u16()));
+    let mut status = serde_json::from_str::<kube::core::Status>(&text)
+        .unwrap_or_else(|_| kube::core::Status::failure(text.trim(), ""));
+    if status.code == 0 {
+        status.code = code.as_u16(); // the HTTP code is the answer's, whatever the body says
+    }
     Err(Refusal {
         error: kube::Error::Api(status.boxed()),
         retry_after,

@@ -28,7 +28,15 @@ pub async fn remove(
     force: bool,
 ) -> Result<(), StepError> {
     let (planned, deadline) = match cx.progress.get(node) {
-        Some(p) => (p.planned.clone().unwrap_or_default(), p.deadline),
+        // Forced deletions have the window of the tier forced, not the node's
+        // deadline (past by then): a 429 or 5xx is waited out inside it.
+        Some(p) => (
+            p.planned.clone().unwrap_or_default(),
+            match (force, p.force_window) {
+                (true, Some((_, window))) => window,
+                _ => p.deadline,
+            },
+        ),
         None => return Ok(()),
     };
     let wanted: BTreeSet<&String> = uids.iter().collect();
@@ -36,13 +44,13 @@ pub async fn remove(
         .into_iter()
         .filter(|p| wanted.contains(&p.uid))
         .collect();
-    if !force && replanned_on_a_ready_node(cx, node, &pods).await? {
+    if replanned_on_a_ready_node(cx, node, &pods).await? {
         return Ok(()); // the machine decides again from the new plan
     }
     let request = |pod: &PlannedRemoval| {
         let how = match (&pod.action, force) {
-            (_, true) | (PodAction::DeleteFinished, _) => RemovalRequest::Delete,
             (PodAction::ForceDelete(_), _) => RemovalRequest::DeleteNow,
+            (_, true) | (PodAction::DeleteFinished, _) => RemovalRequest::Delete,
             _ => RemovalRequest::Evict,
         };
         RemovePod {
@@ -50,6 +58,7 @@ pub async fn remove(
             pod: pod.pod.clone(),
             uid: pod.uid.clone(),
             how,
+            forced: how == RemovalRequest::DeleteNow || force,
             reason: match &pod.action {
                 PodAction::ForceDelete(reason) => Some(reason.clone()),
                 _ => None,
