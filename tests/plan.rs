@@ -250,18 +250,44 @@ async fn pre_v1_metric_names_reproduce_the_seed_numbers() {
     let stderr = text(&out.stderr);
     let _ = std::fs::remove_file(&targets);
     assert!(out.status.success(), "allocate-rate failed: {stderr}");
-    for line in [
-        format!("query query=\"karpenter_nodepool_usage{{nodepool='{p}', resource_type='memory'}}\""),
-        format!("query query=\"sum(karpenter_nodes_total_pod_requests{{nodepool='{p}',resource_type='memory'}} + karpenter_nodes_total_daemon_requests{{nodepool='{p}',resource_type='memory'}})\""),
+    // The seed's lines, in the seed's order, each once.
+    let query = |kind: &str, resource: &str| {
+        match kind {
+        "usage" => format!("query query=\"karpenter_nodepool_usage{{nodepool='{p}', resource_type='{resource}'}}\""),
+        _ => format!("query query=\"sum(karpenter_nodes_total_pod_requests{{nodepool='{p}',resource_type='{resource}'}} + karpenter_nodes_total_daemon_requests{{nodepool='{p}',resource_type='{resource}'}})\""),
+    }
+    };
+    let want: Vec<String> = vec![
+        query("usage", "memory"),
+        query("requests", "memory"),
         "Karpenter nodepoolUsage=\"331 GB\"".into(),
         "Karpenter podRequest=\"91 GB\"".into(),
+        query("usage", "cpu"),
+        query("requests", "cpu"),
         "Karpenter nodepoolUsage=\"48 vCPU\"".into(),
         "Karpenter podRequest=\"34 vCPU\"".into(),
         "Karpenter memoryAllocateRate=\"27 %\"".into(),
         "Karpenter cpuAllocateRate=\"71 %\"".into(),
-    ] {
-        assert!(stderr.contains(&line), "missing {line:?} in:\n{stderr}");
-    }
+    ];
+    let seed_lines: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| {
+            [
+                "query query=",
+                "Karpenter nodepoolUsage=",
+                "Karpenter podRequest=",
+                "Karpenter memoryAllocateRate=",
+                "Karpenter cpuAllocateRate=",
+            ]
+            .iter()
+            .find_map(|start| l.find(start))
+            .map(|at| l[at..].trim_end().to_string())
+        })
+        .collect();
+    assert_eq!(
+        seed_lines, want,
+        "the seed's log lines, in order:\n{stderr}"
+    );
     assert!(
         text(&out.stdout).contains("Karpenter metrics V0"),
         "{}",
