@@ -9,6 +9,7 @@ mod admission;
 mod handlers;
 pub mod plan;
 pub mod reconcile;
+mod run_id;
 mod runs;
 
 use std::collections::HashMap;

@@ -59,12 +59,7 @@ impl PlannerActor {
                 });
             }
         }
-        let run_id = format!(
-            "{}-{}-{:04x}",
-            msg.nodepool,
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            fastrand::u16(..)
-        );
+        let run_id = super::run_id::new_run_id(&msg.nodepool, chrono::Utc::now());
         // A node finished in an earlier run of this process starts afresh.
         for node in &msg.nodes {
             self.deps.progress.remove(node);
