@@ -7,6 +7,8 @@
 mod actor;
 mod admission;
 mod handlers;
+mod notices;
+mod own_node;
 pub mod plan;
 pub mod reconcile;
 mod run_id;
