@@ -9,7 +9,9 @@
 //! us, or by someone else); a restored node is never touched again; a stop
 //! restores (never a timeout, never forced); blockers restore unless forced;
 //! tiers go in order, each gone before the next; at the deadline `--on-timeout`
-//! restores, or forces tier by tier with a bounded wait of its own.
+//! restores, or forces tier by tier, each tier in a window of its own counted
+//! from its own start, all inside one overall limit; never a Force once the
+//! tier's window is spent.
 
 use std::collections::BTreeSet;
 
@@ -59,8 +61,11 @@ pub enum Step {
         uids: Vec<String>,
         until: Instant,
     },
-    /// `--on-timeout force` begins: the forced deletions get until `until`.
+    /// `--on-timeout force` begins: every forced deletion is over by `until`
+    /// (the windows of the tiers left, end to end).
     BeginForce { until: Instant },
+    /// The forced deletions of `tier` begin: its window ends at `until`.
+    BeginForceTier { tier: Tier, until: Instant },
     /// Delete these remaining pods of `tier` with their own grace period (PDBs bypassed).
     Force { tier: Tier, uids: Vec<String> },
     /// Record `drained` and the retirement, then retire as `--retire` says.
@@ -182,36 +187,8 @@ fn cordoned(p: &NodeProgress, s: &DrainSettings, now: Instant) -> Step {
         }
         let uids = |pods: &[&PlannedRemoval]| pods.iter().map(|p| p.uid.clone()).collect();
         let removal = |pod: &PlannedRemoval| p.removals.get(&pod.uid);
-        if let Some(force_until) = p.force_deadline {
-            let to_force: Vec<&PlannedRemoval> = pending
-                .iter()
-                .copied()
-                .filter(|pod| {
-                    pod.needs_request()
-                        && !matches!(
-                            removal(pod),
-                            Some(Removal::Removed { .. } | Removal::InFlight)
-                        )
-                })
-                .collect();
-            if !to_force.is_empty() {
-                return Step::Force {
-                    tier,
-                    uids: uids(&to_force),
-                };
-            }
-            if now >= force_until {
-                return Step::Restore {
-                    cause: RestoreCause::Timeout,
-                    reason: "pods remained after forced deletion".into(),
-                    blockers: names(&pending),
-                };
-            }
-            return Step::Wait {
-                tier,
-                uids: uids(&pending),
-                until: force_until,
-            };
+        if let Some(overall) = p.force_deadline {
+            return forcing(p, tier, &pending, overall, now);
         }
         let refused = pending
             .iter()
@@ -227,7 +204,7 @@ fn cordoned(p: &NodeProgress, s: &DrainSettings, now: Instant) -> Step {
                     blockers: timeout_blockers(p, &pending),
                 },
                 OnTimeout::Force => Step::BeginForce {
-                    until: now + force_window(planned, &p.gone),
+                    until: now + force_limit(planned, &p.gone, s.force),
                 },
             };
         }
@@ -272,16 +249,81 @@ fn timeout_blockers(p: &NodeProgress, pending: &[&PlannedRemoval]) -> Vec<String
     out
 }
 
-/// How long forced deletions of what remains may take: the longest grace period
-/// among them, plus a margin.
-fn force_window(planned: &[PlannedRemoval], gone: &BTreeSet<String>) -> Duration {
-    let longest = planned
+/// `--on-timeout force`, tier by tier: each tier gets a window of its own from
+/// its own start (never past the node's `overall` limit); what is left of it
+/// is deleted with its own grace period, then waited for. No Force once the
+/// window is spent: the node is restored instead.
+fn forcing(
+    p: &NodeProgress,
+    tier: Tier,
+    pending: &[&PlannedRemoval],
+    overall: Instant,
+    now: Instant,
+) -> Step {
+    let spent = |why: &str| Step::Restore {
+        cause: RestoreCause::Timeout,
+        reason: why.to_string(),
+        blockers: names(pending),
+    };
+    let window = match p.force_window {
+        Some((forced, until)) if forced == tier => until,
+        _ if now >= overall => {
+            return spent("the time for forced deletions ran out before this tier");
+        }
+        _ => {
+            return Step::BeginForceTier {
+                tier,
+                until: (now + tier_window(pending)).min(overall),
+            }
+        }
+    };
+    if now >= window {
+        return spent("pods remained after forced deletion");
+    }
+    let to_force: Vec<String> = pending
         .iter()
-        .filter(|p| !gone.contains(&p.uid))
+        .filter(|pod| {
+            pod.needs_request()
+                && !matches!(
+                    p.removals.get(&pod.uid),
+                    Some(Removal::Removed { .. } | Removal::InFlight)
+                )
+        })
+        .map(|pod| pod.uid.clone())
+        .collect();
+    if !to_force.is_empty() {
+        return Step::Force {
+            tier,
+            uids: to_force,
+        };
+    }
+    Step::Wait {
+        tier,
+        uids: pending.iter().map(|pod| pod.uid.clone()).collect(),
+        until: window,
+    }
+}
+
+/// How long the forced deletions of one tier may take: the longest grace
+/// period among its pods, plus a margin.
+fn tier_window(pods: &[&PlannedRemoval]) -> Duration {
+    let longest = pods
+        .iter()
         .map(|p| p.grace_seconds.max(0) as u64)
         .max()
         .unwrap_or(0);
     Duration::from_secs(longest) + FORCE_MARGIN
+}
+
+/// The node's overall limit for forcing: the windows of every tier left, end to end.
+fn force_limit(planned: &[PlannedRemoval], gone: &BTreeSet<String>, force: bool) -> Duration {
+    let mut by_tier: std::collections::BTreeMap<Tier, Vec<&PlannedRemoval>> = Default::default();
+    for pod in planned.iter().filter(|p| !gone.contains(&p.uid)) {
+        if let Some(tier) = pod.tier(force) {
+            by_tier.entry(tier).or_default().push(pod);
+        }
+    }
+    by_tier.values().map(|pods| tier_window(pods)).sum()
 }
 
 #[cfg(test)]

@@ -277,53 +277,7 @@ fn timeout_policy() {
         Step::Wait { .. }
     ));
 
-    // --on-timeout force: begin, then force tier by tier, then wait, bounded.
-    let step = next_step(&p, &forced(), now);
-    let Step::BeginForce { until } = step else {
-        panic!("begin force, got {step:?}")
-    };
-    assert_eq!(until, now + Duration::from_secs(60));
-    p.force_deadline = Some(until);
-    assert_eq!(
-        next_step(&p, &forced(), now),
-        Step::Force {
-            tier: Tier::Stateless,
-            uids: uids(&["b"])
-        },
-        "only what was not removed is forced, and only this tier"
-    );
-    p.removals
-        .insert("b".into(), Removal::Removed { forced: true });
-    assert_eq!(
-        next_step(&p, &forced(), now),
-        Step::Wait {
-            tier: Tier::Stateless,
-            uids: uids(&["a", "b"]),
-            until
-        }
-    );
-    p.gone.extend(uids(&["a", "b"]));
-    assert_eq!(
-        next_step(&p, &forced(), now),
-        Step::Force {
-            tier: Tier::Stateful,
-            uids: uids(&["s"])
-        },
-        "the next tier only after this one is gone"
-    );
-    assert!(matches!(
-        next_step(&p, &forced(), until),
-        Step::Force { .. }
-    ));
-    p.removals
-        .insert("s".into(), Removal::Removed { forced: true });
-    assert!(matches!(
-        next_step(&p, &forced(), until + Duration::from_secs(1)),
-        Step::Restore {
-            cause: RestoreCause::Timeout,
-            ..
-        }
-    ));
+    // --on-timeout force: machine_force_tests.rs.
 }
 
 #[test]
@@ -437,3 +391,6 @@ fn terminating_pods_are_waited_for_not_sent() {
         }
     ));
 }
+
+#[path = "machine_force_tests.rs"]
+mod force;

@@ -1,6 +1,7 @@
 //! What happens to one node, decided without IO: the recorded state on the Node
 //! (`annotations`), the pod classification (`pods`), the eviction answer policy
-//! (`eviction`), the live progress of a node (`progress`), and the state machine
+//! (`eviction`), which planned pods a watch still sees (`presence`), the live
+//! progress of a node (`progress`), and the state machine
 //! that names the next step from them (`machine`). The NodeDrainActor runs the
 //! steps; it decides nothing.
 
@@ -8,6 +9,7 @@ pub mod annotations;
 pub mod eviction;
 pub mod machine;
 pub mod pods;
+pub mod presence;
 pub mod progress;
 pub mod recovery;
 

@@ -3,16 +3,19 @@
 //! `plan_removals` is the one place a node's pod list becomes planned removals.
 //!
 //! Order of the rules (SPEC §3):
-//! 1. skipped: mirror/static and DaemonSet pods, node-drain's own pod, pods that
-//!    tolerate the unschedulable taint (they would come straight back);
+//! 1. skipped: mirror/static and DaemonSet pods, node-drain's own pod;
 //! 2. finished pods (Succeeded/Failed) are deleted;
 //! 3. pods already terminating are waited for, or force-deleted once stuck past
 //!    their grace period + 60 s (never a stateful pod on a Ready node);
-//! 4. blocking pods (do-not-disrupt, no controller) stop the node unless forced;
-//! 5. problem pods (Unknown, Pending on a NotReady node, a container waiting in
+//! 4. blocking pods (do-not-disrupt, no controller) stop the node unless forced,
+//!    whatever they tolerate: a bare pod tolerating every taint (`kubectl debug
+//!    node/…`) would be lost with the node, and do-not-disrupt means do not;
+//! 5. pods that tolerate the unschedulable taint are skipped (they would come
+//!    straight back; they leave with the node);
+//! 6. problem pods (Unknown, Pending on a NotReady node, a container waiting in
 //!    CrashLoopBackOff, ImagePullBackOff, ErrImagePull, CreateContainerConfigError)
 //!    are deleted with grace 0 — except a stateful pod on a Ready node, evicted;
-//! 6. everything else is evicted, in tiers: stateless, stateful, critical.
+//! 7. everything else is evicted, in tiers: stateless, stateful, critical.
 //!
 //! Stateful means has state: StatefulSet-owned, or mounting a PersistentVolumeClaim.
 
@@ -173,12 +176,6 @@ pub fn classify(pod: &Pod, node: NodeContext<'_>) -> PodAction {
         }
         return PodAction::WaitTerminating;
     }
-    if tolerates_unschedulable(pod) {
-        return PodAction::Skip(
-            "tolerates the unschedulable taint: it would come straight back; it leaves with the node"
-                .into(),
-        );
-    }
     let critical = matches!(
         pod.spec
             .as_ref()
@@ -203,6 +200,12 @@ pub fn classify(pod: &Pod, node: NodeContext<'_>) -> PodAction {
             tier,
         };
     }
+    if tolerates_unschedulable(pod) {
+        return PodAction::Skip(
+            "tolerates the unschedulable taint: it would come straight back; it leaves with the node"
+                .into(),
+        );
+    }
     if let Some(problem) = problem_reason(pod, phase, node.ready) {
         if stateful && node.ready {
             return PodAction::Evict(tier);
@@ -222,6 +225,12 @@ pub fn controller_kind(pod: &Pod) -> Option<String> {
         .map(|o| o.kind.clone())
 }
 
+/// StatefulSet-owned, or mounting a PersistentVolumeClaim (SPEC §6: never
+/// deleted with grace 0 while its node is Ready).
+pub fn stateful(pod: &Pod) -> bool {
+    is_stateful(pod, controller_kind(pod).as_deref())
+}
+
 /// StatefulSet-owned, or mounting a PersistentVolumeClaim: its data must not be
 /// cut off with grace 0 while the node is alive.
 fn is_stateful(pod: &Pod, owner_kind: Option<&str>) -> bool {
@@ -233,7 +242,9 @@ fn is_stateful(pod: &Pod, owner_kind: Option<&str>) -> bool {
             .is_some_and(|v| v.iter().any(|v| v.persistent_volume_claim.is_some()))
 }
 
-/// Tolerates `node.kubernetes.io/unschedulable:NoSchedule` (or everything).
+/// Tolerates `node.kubernetes.io/unschedulable:NoSchedule`, the cordon's taint
+/// (it has no value), as the scheduler matches a toleration: an empty key with
+/// `Exists` matches every taint; `Equal` (the default operator) needs the value.
 fn tolerates_unschedulable(pod: &Pod) -> bool {
     pod.spec
         .as_ref()
@@ -243,7 +254,9 @@ fn tolerates_unschedulable(pod: &Pod) -> bool {
                 let exists = t.operator.as_deref() == Some("Exists");
                 let effect_ok = matches!(t.effect.as_deref(), None | Some("") | Some("NoSchedule"));
                 let key = t.key.as_deref().unwrap_or("");
-                effect_ok && ((key.is_empty() && exists) || key == UNSCHEDULABLE_TAINT)
+                let value_ok = exists || t.value.as_deref().unwrap_or("").is_empty();
+                effect_ok
+                    && ((key.is_empty() && exists) || (key == UNSCHEDULABLE_TAINT && value_ok))
             })
         })
 }
@@ -388,3 +401,7 @@ pub fn blockers(planned: &[PlannedRemoval]) -> Vec<String> {
 #[cfg(test)]
 #[path = "pods_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pods_blocker_tests.rs"]
+mod blocker_tests;

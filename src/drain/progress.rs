@@ -44,6 +44,8 @@ pub struct NodeProgress {
     pub deadline: Instant,
     /// Set once `--on-timeout force` began: when the forced deletions must be gone.
     pub force_deadline: Option<Instant>,
+    /// The tier being forced and when its own window ends.
+    pub force_window: Option<(super::Tier, Instant)>,
     /// The node's pods to remove, planned once: a restart never re-plans, so only
     /// planned UIDs are touched. (A new process re-plans from the Node.)
     pub planned: Option<Vec<PlannedRemoval>>,
@@ -92,6 +94,7 @@ impl NodeProgress {
             phase: None,
             deadline,
             force_deadline: None,
+            force_window: None,
             planned: None,
             pods_version: None,
             pod_snapshot: BTreeMap::new(),

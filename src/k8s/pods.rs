@@ -5,10 +5,11 @@
 
 use futures::Stream;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::runtime::watcher;
 use kube::Client;
 
+pub use crate::drain::presence::PodChange;
 use crate::drain::PodRef;
 
 fn on_node(node: &str) -> String {
@@ -75,7 +76,6 @@ pub async fn remove(
     uid: &str,
     how: RemovalRequest,
 ) -> Result<(), Refusal> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     let delete = DeleteParams {
         grace_period_seconds: (how == RemovalRequest::DeleteNow).then_some(0),
         preconditions: Some(Preconditions {
@@ -84,25 +84,40 @@ pub async fn remove(
         }),
         ..Default::default()
     };
-    match how {
-        RemovalRequest::Evict => {
-            let params = EvictParams {
-                delete_options: Some(delete),
-                ..Default::default()
-            };
-            evict(client, pod, &params).await
-        }
-        RemovalRequest::Delete | RemovalRequest::DeleteNow => {
-            Ok(api.delete(&pod.name, &delete).await.map(|_| ())?)
-        }
-    }
+    let path = format!("/api/v1/namespaces/{}/pods/{}", pod.namespace, pod.name);
+    let (request, body) = match how {
+        RemovalRequest::Evict => (
+            http::Request::post(format!("{path}/eviction")),
+            eviction_body(pod, &delete),
+        ),
+        RemovalRequest::Delete | RemovalRequest::DeleteNow => (
+            http::Request::delete(path),
+            serde_json::to_value(&delete).map_err(kube::Error::SerdeError)?,
+        ),
+    };
+    let body = serde_json::to_vec(&body).map_err(kube::Error::SerdeError)?;
+    let request = request
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(kube::Error::HttpError)?;
+    send(client, request).await
 }
 
-/// The eviction as a raw request, so the answer's `Retry-After` header is kept.
-async fn evict(client: &Client, pod: &PodRef, params: &EvictParams) -> Result<(), Refusal> {
-    let request = kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", pod.namespace))
-        .evict(&pod.name, params)
-        .map_err(kube::Error::BuildRequest)?;
+/// The body of an eviction as the API server reads it (`policy/v1` Eviction).
+/// kube's own `Api::evict` names the field `delete_options`, which the API
+/// server ignores: the UID precondition would never reach it.
+pub fn eviction_body(pod: &PodRef, delete: &DeleteParams) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod.name, "namespace": pod.namespace},
+        "deleteOptions": delete,
+    })
+}
+
+/// Sends a removal as a raw request, so the answer's `Retry-After` header is
+/// kept (API Priority and Fairness throttles deletes as it does evictions).
+async fn send(client: &Client, request: http::Request<Vec<u8>>) -> Result<(), Refusal> {
     let response = client.send(request.map(kube::client::Body::from)).await?;
     let code = response.status();
     if code.is_success() {
@@ -115,8 +130,11 @@ async fn evict(client: &Client, pod: &PodRef, params: &EvictParams) -> Result<()
         .and_then(|v| v.trim().parse::<u32>().ok());
     let body = response.into_body().collect_bytes().await?;
     let text = String::from_utf8_lossy(&body);
-    let status = serde_json::from_str::<kube::core::Status>(&text)
-        .unwrap_or_else(|_| kube::core::Status::failure(text.trim(), "").with_code(code.as_u16()));
+    let mut status = serde_json::from_str::<kube::core::Status>(&text)
+        .unwrap_or_else(|_| kube::core::Status::failure(text.trim(), ""));
+    if status.code == 0 {
+        status.code = code.as_u16(); // the HTTP code is the answer's, whatever the body says
+    }
     Err(Refusal {
         error: kube::Error::Api(status.boxed()),
         retry_after,
@@ -177,64 +195,6 @@ pub fn selector_matches(
     by_labels && by_expressions
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn label_selectors() {
-        let labels = std::collections::BTreeMap::from([
-            ("app".to_string(), "web".to_string()),
-            ("tier".to_string(), "front".to_string()),
-        ]);
-        let cases = [
-            (json!({}), true),
-            (json!({"matchLabels": {"app": "web"}}), true),
-            (json!({"matchLabels": {"app": "db"}}), false),
-            (
-                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]}),
-                true,
-            ),
-            (
-                json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}),
-                false,
-            ),
-            (
-                json!({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}),
-                true,
-            ),
-            (
-                json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}),
-                false,
-            ),
-            (
-                json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}),
-                true,
-            ),
-        ];
-        for (selector, want) in cases {
-            let s = serde_json::from_value(selector.clone()).unwrap();
-            assert_eq!(selector_matches(&s, &labels), want, "{selector}");
-        }
-    }
-}
-
-/// What a watch of a node's pods reports, whichever way it was started.
-#[derive(Debug)]
-pub enum PodChange {
-    /// The full set of pods on the node (after a LIST).
-    Listed(Vec<Pod>),
-    Applied(Pod),
-    Deleted(Pod),
-    /// The stream has seen everything up to this resourceVersion.
-    Version(String),
-    /// A transient error; the watch goes on (or the stream ends).
-    Error(String),
-    /// The resourceVersion to resume from is too old (410): LIST again.
-    Expired,
-}
-
 /// The pods of a node as a stream of changes: from `version` when given (no
 /// LIST: the caller knows the pods as of that version), else a LIST and a
 /// watch (the watcher re-lists after errors). A resumed watch ends when the
@@ -285,6 +245,70 @@ pub async fn changes(
                     futures::future::ready(change)
                 })
                 .boxed())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_eviction_body_carries_the_uid_precondition_where_the_api_server_reads_it() {
+        let pod = PodRef {
+            namespace: "ns".into(),
+            name: "web-1".into(),
+        };
+        let delete = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some("uid-1".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            eviction_body(&pod, &delete),
+            json!({"apiVersion": "policy/v1", "kind": "Eviction",
+                   "metadata": {"name": "web-1", "namespace": "ns"},
+                   "deleteOptions": {"preconditions": {"uid": "uid-1"}}})
+        );
+    }
+
+    #[test]
+    fn label_selectors() {
+        let labels = std::collections::BTreeMap::from([
+            ("app".to_string(), "web".to_string()),
+            ("tier".to_string(), "front".to_string()),
+        ]);
+        let cases = [
+            (json!({}), true),
+            (json!({"matchLabels": {"app": "web"}}), true),
+            (json!({"matchLabels": {"app": "db"}}), false),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}),
+                false,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}),
+                false,
+            ),
+            (
+                json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}),
+                true,
+            ),
+        ];
+        for (selector, want) in cases {
+            let s = serde_json::from_value(selector.clone()).unwrap();
+            assert_eq!(selector_matches(&s, &labels), want, "{selector}");
         }
     }
 }

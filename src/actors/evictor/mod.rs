@@ -126,7 +126,7 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
         RemovalRequest::Evict => info!(pod = pod_name.as_str(), "파드 eviction 시작"),
     }
     record(shared, &msg.node, &msg.uid, &Removal::InFlight);
-    let forced = msg.how != RemovalRequest::Evict;
+    let forced = msg.forced;
     let mut attempt = 0u32;
     let result = loop {
         tokio::select! {
@@ -147,15 +147,13 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
             Err(refusal) => (verdict_of(&refusal), crate::k8s::api_code(&refusal.error)),
         };
         let metrics = crate::telemetry::metrics::get();
-        if forced {
-            metrics.forced_deletion();
-        } else {
+        let done = matches!(verdict, EvictionVerdict::Evicted);
+        if msg.how == RemovalRequest::Evict {
             // 201 from the Eviction API; else the code of its refusal (0: no answer).
-            metrics.eviction(if matches!(verdict, EvictionVerdict::Evicted) {
-                201
-            } else {
-                code.unwrap_or(0)
-            });
+            metrics.eviction(if done { 201 } else { code.unwrap_or(0) });
+        } else if forced && done {
+            // Once per pod: a throttled or failed attempt is not a deletion.
+            metrics.forced_deletion();
         }
         let wait = match verdict {
             EvictionVerdict::Evicted | EvictionVerdict::AlreadyGone => {
@@ -178,7 +176,7 @@ pub async fn remove_pod(shared: &EvictorShared, msg: RemovePod) -> Removal {
                 info!(
                     pod = pod_name.as_str(),
                     waitMs = wait_ms,
-                    "the API server throttles evictions (429, Retry-After); waiting as asked"
+                    "the API server throttles removals (429, Retry-After); waiting as asked"
                 );
                 Duration::from_millis(wait_ms)
             }

@@ -92,10 +92,6 @@ async fn measure_resource(
     let capacity_query = generation.capacity_query(nodepool, resource);
     info!(query = capacity_query.as_str(), "query");
     let capacity = prometheus.query_value(&capacity_query).await?;
-    info!(
-        nodepoolUsage = format_resource(resource, capacity).as_str(),
-        "Karpenter"
-    );
     if capacity <= 0.0 {
         let source = RateError::NoCapacity {
             resource: resource.label(),
@@ -109,6 +105,7 @@ async fn measure_resource(
     let requests_query = generation.requests_query(nodepool, resource);
     info!(query = requests_query.as_str(), "query");
     let requested = prometheus.query_value(&requests_query).await?;
+    // The seed's order: both queries, then nodepoolUsage and podRequest, once each.
     info!(
         nodepoolUsage = format_resource(resource, capacity).as_str(),
         "Karpenter"

@@ -14,7 +14,7 @@ use futures::FutureExt;
 use tracing::{error, warn};
 
 use super::{drive, update, NodeDrainActor};
-use crate::drain::DrainOutcome;
+use crate::drain::{DrainOutcome, Phase};
 use crate::messages::NodeDrainFinished;
 
 /// Restarts after which a non-transient failure gives up.
@@ -109,10 +109,20 @@ impl NodeDrainActor {
             return;
         }
         if !failing {
+            let retiring = self
+                .cx
+                .progress
+                .get(&self.node)
+                .is_some_and(|p| p.phase == Some(Phase::Drained));
             error!(
                 node = self.node.as_str(),
                 reason = reason.as_str(),
-                "drain step failed too often; restoring the node"
+                "{}",
+                if retiring {
+                    "the retirement failed too often; trying it again, a last time, with its own retries"
+                } else {
+                    "drain step failed too often; restoring the node"
+                }
             );
             update(&self.cx, &self.node, |p| {
                 p.failure = Some(format!("gave up after {restarts} restarts: {reason}"));
@@ -123,15 +133,10 @@ impl NodeDrainActor {
             ctx.stop();
             return;
         }
-        error!(
-            node = self.node.as_str(),
-            reason = reason.as_str(),
-            "could not restore the node; its record stays, so a later run restores it"
-        );
-        self.finish(DrainOutcome::Failed {
-            reason: format!("could not restore the node ({reason}); a later run restores it"),
-            blockers: vec![],
-        });
+        let phase = self.cx.progress.get(&self.node).and_then(|p| p.phase);
+        let (log, outcome) = gave_up(phase, &reason);
+        error!(node = self.node.as_str(), reason = reason.as_str(), "{log}");
+        self.finish(outcome);
     }
 
     /// Records the outcome once and tells the run.
@@ -151,9 +156,55 @@ impl NodeDrainActor {
     }
 }
 
+/// How a node whose steps kept failing past every retry ends: the log line
+/// and the outcome. A drained node's failing step is its retirement: it is
+/// not a restore that failed (the node stays cordoned, recorded as drained).
+fn gave_up(phase: Option<Phase>, reason: &str) -> (&'static str, DrainOutcome) {
+    let reason = match phase {
+        Some(Phase::Drained) => {
+            return (
+                "drained, but could not retire the node; it stays cordoned and recorded as drained",
+                DrainOutcome::Failed {
+                    reason: format!(
+                        "drained, but could not retire the node ({reason}); it stays cordoned, recorded as drained"
+                    ),
+                    blockers: vec![],
+                },
+            )
+        }
+        _ => format!("could not restore the node ({reason}); a later run restores it"),
+    };
+    (
+        "could not restore the node; its record stays, so a later run restores it",
+        DrainOutcome::Failed {
+            reason,
+            blockers: vec![],
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retirement_that_keeps_failing_is_not_a_restore_that_failed() {
+        let (log, outcome) = gave_up(Some(Phase::Drained), "HTTP 403: forbidden");
+        let DrainOutcome::Failed { reason, .. } = outcome else {
+            panic!("a node not retired is reported: {outcome:?}")
+        };
+        assert!(
+            reason.contains("could not retire") && reason.contains("HTTP 403"),
+            "{reason}"
+        );
+        assert!(!reason.contains("restore"), "{reason}");
+        assert!(!log.contains("restore"), "{log}");
+        let (_, outcome) = gave_up(Some(Phase::Cordoned), "HTTP 403: forbidden");
+        assert!(
+            matches!(&outcome, DrainOutcome::Failed { reason, .. } if reason.contains("could not restore")),
+            "{outcome:?}"
+        );
+    }
 
     #[test]
     fn restart_backoff_grows_caps_and_jitters() {

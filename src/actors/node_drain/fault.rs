@@ -4,7 +4,8 @@
 //! there (the daemon's crash tests). Points: `intent` (before the claim),
 //! `cordon` (after the claim), `evict` (while the first eviction is in flight),
 //! `wait`, `retire` (before the drained record), `drained` (after it, before
-//! the NodeClaim is deleted).
+//! the NodeClaim is deleted). Debug builds only: a release build never reads
+//! the variable and has no code that kills the process.
 
 use tracing::warn;
 
@@ -18,12 +19,27 @@ pub struct Fault {
 }
 
 impl Fault {
+    /// The hook as `NODE_DRAIN_TEST_FAULT` asks, in debug builds (what the
+    /// tests run). A release build has none: the variable is never read.
+    #[cfg(debug_assertions)]
     pub fn from_env() -> Option<Self> {
-        let value = std::env::var("NODE_DRAIN_TEST_FAULT").ok()?;
+        Self::parse(&std::env::var("NODE_DRAIN_TEST_FAULT").ok()?)
+    }
+
+    /// A release build has no fault hook: it can never fail or SIGKILL itself
+    /// because of the environment it is given.
+    #[cfg(not(debug_assertions))]
+    pub fn from_env() -> Option<Self> {
+        None
+    }
+
+    /// `<point>[:panic|:kill]`; an unknown point is no fault.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    pub fn parse(value: &str) -> Option<Self> {
         let (point, panic, kill) = match value.split_once(':') {
             Some((p, "panic")) => (p.to_string(), true, false),
             Some((p, "kill")) => (p.to_string(), false, true),
-            _ => (value.clone(), false, false),
+            _ => (value.to_string(), false, false),
         };
         let point = ["intent", "cordon", "evict", "wait", "retire", "drained"]
             .into_iter()
@@ -52,6 +68,7 @@ pub fn fire(cx: &RunContext, node: &str, point: &'static str) -> Result<(), Step
     if f.panic {
         panic!("test fault: panic at {point}");
     }
+    #[cfg(debug_assertions)]
     if f.kill {
         warn!(node, point, "test fault: SIGKILL to this process");
         let _ = std::process::Command::new("kill")
@@ -60,4 +77,32 @@ pub fn fire(cx: &RunContext, node: &str, point: &'static str) -> Result<(), Step
         std::thread::sleep(std::time::Duration::from_secs(60));
     }
     Err(StepError::Fault(point))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hook_is_read_as_point_and_mode() {
+        let f = |p, panic, kill| {
+            Some(Fault {
+                point: p,
+                panic,
+                kill,
+            })
+        };
+        assert_eq!(Fault::parse("evict"), f("evict", false, false));
+        assert_eq!(Fault::parse("wait:panic"), f("wait", true, false));
+        assert_eq!(Fault::parse("drained:kill"), f("drained", false, true));
+        assert_eq!(Fault::parse("nowhere"), None);
+    }
+
+    /// Runs only in a release build (`cargo test --release`).
+    #[cfg(not(debug_assertions))]
+    #[test]
+    fn a_release_build_has_no_fault_hook() {
+        std::env::set_var("NODE_DRAIN_TEST_FAULT", "intent:kill");
+        assert_eq!(Fault::from_env(), None);
+    }
 }

@@ -161,6 +161,16 @@ pub async fn drive(
                 );
                 update(&cx, &node, |p| p.force_deadline = Some(until));
             }
+            Step::BeginForceTier { tier, until } => {
+                let window = until.saturating_duration_since(Instant::now());
+                warn!(
+                    node = node.as_str(),
+                    tier = ?tier,
+                    windowSeconds = window.as_secs(),
+                    "--on-timeout force: deleting this tier's remaining pods within its own window"
+                );
+                update(&cx, &node, |p| p.force_window = Some((tier, until)));
+            }
             Step::Retire => steps::retire(&cx, &node).await?,
             Step::Restore {
                 cause,

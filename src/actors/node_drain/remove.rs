@@ -1,6 +1,7 @@
 //! The removal step: the planned pods of one tier handed to the evictor pool,
-//! each answer recorded; and the test fault that fails the node's actor while
-//! an eviction is in flight.
+//! each answer recorded, after the node's readiness is read again before any
+//! grace-0 delete of a stateful pod; and the test fault that fails the node's
+//! actor while an eviction is in flight.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -8,10 +9,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
-use super::{fault, RunContext, StepError};
-use crate::drain::pods::{PlannedRemoval, PodAction};
-use crate::drain::progress::Removal;
+use super::{fault, kube_err, update, RunContext, StepError};
+use crate::drain::pods::{classify, stateful, NodeContext, PlannedRemoval, PodAction};
+use crate::drain::progress::{NodeProgress, Removal};
+use crate::k8s::nodes;
 use crate::k8s::pods::RemovalRequest;
 use crate::messages::RemovePod;
 
@@ -25,7 +28,15 @@ pub async fn remove(
     force: bool,
 ) -> Result<(), StepError> {
     let (planned, deadline) = match cx.progress.get(node) {
-        Some(p) => (p.planned.clone().unwrap_or_default(), p.deadline),
+        // Forced deletions have the window of the tier forced, not the node's
+        // deadline (past by then): a 429 or 5xx is waited out inside it.
+        Some(p) => (
+            p.planned.clone().unwrap_or_default(),
+            match (force, p.force_window) {
+                (true, Some((_, window))) => window,
+                _ => p.deadline,
+            },
+        ),
         None => return Ok(()),
     };
     let wanted: BTreeSet<&String> = uids.iter().collect();
@@ -33,10 +44,13 @@ pub async fn remove(
         .into_iter()
         .filter(|p| wanted.contains(&p.uid))
         .collect();
+    if replanned_on_a_ready_node(cx, node, &pods).await? {
+        return Ok(()); // the machine decides again from the new plan
+    }
     let request = |pod: &PlannedRemoval| {
         let how = match (&pod.action, force) {
-            (_, true) | (PodAction::DeleteFinished, _) => RemovalRequest::Delete,
             (PodAction::ForceDelete(_), _) => RemovalRequest::DeleteNow,
+            (_, true) | (PodAction::DeleteFinished, _) => RemovalRequest::Delete,
             _ => RemovalRequest::Evict,
         };
         RemovePod {
@@ -44,6 +58,7 @@ pub async fn remove(
             pod: pod.pod.clone(),
             uid: pod.uid.clone(),
             how,
+            forced: how == RemovalRequest::DeleteNow || force,
             reason: match &pod.action {
                 PodAction::ForceDelete(reason) => Some(reason.clone()),
                 _ => None,
@@ -96,6 +111,73 @@ pub async fn remove(
         });
     }
     Ok(())
+}
+
+/// SPEC §6: never a grace-0 delete of a stateful pod while its node is Ready.
+/// The readiness the plan or a wait judged by may be stale (a kubelet back):
+/// it is read again right before such a delete. On a Ready node those pods are
+/// classified again (evicted, or waited for while terminating) and this step
+/// sends nothing; true then. A node that cannot be read sends nothing either.
+async fn replanned_on_a_ready_node(
+    cx: &RunContext,
+    node: &str,
+    pods: &[PlannedRemoval],
+) -> Result<bool, StepError> {
+    let snapshot = match cx.progress.get(node) {
+        Some(p) => p.pod_snapshot.clone(),
+        None => return Ok(false),
+    };
+    // A pod not in the snapshot is taken as stateful: read the node anyway.
+    let stateful_now: Vec<&PlannedRemoval> = pods
+        .iter()
+        .filter(|p| matches!(p.action, PodAction::ForceDelete(_)))
+        .filter(|p| snapshot.get(&p.uid).is_none_or(stateful))
+        .collect();
+    if stateful_now.is_empty() {
+        return Ok(false);
+    }
+    let Some(current) = nodes::get(&cx.client, node)
+        .await
+        .map_err(kube_err(format!("get node {node} before a grace-0 delete")))?
+    else {
+        update(cx, node, |p| p.node_gone = true);
+        return Ok(true);
+    };
+    let ready = nodes::ready(&current);
+    update(cx, node, |p| p.node_ready = ready);
+    if !ready {
+        return Ok(false);
+    }
+    let context = NodeContext {
+        ready,
+        now: chrono::Utc::now(),
+        own_pod: cx.own_pod.as_ref(),
+    };
+    update(cx, node, |p| {
+        for pod in &stateful_now {
+            let Some(seen) = snapshot.get(&pod.uid) else {
+                // Unknown: waited for, never deleted with grace 0 on a Ready node.
+                set_action(p, &pod.uid, PodAction::WaitTerminating);
+                continue;
+            };
+            let action = classify(seen, context);
+            warn!(
+                node,
+                pod = %pod.pod,
+                now = ?action,
+                "the node is Ready again: a stateful pod is not deleted with grace 0"
+            );
+            set_action(p, &pod.uid, action);
+        }
+    });
+    Ok(true)
+}
+
+fn set_action(p: &mut NodeProgress, uid: &str, action: PodAction) {
+    if let Some(planned) = p.planned.iter_mut().flatten().find(|x| x.uid == uid) {
+        planned.action = action;
+        p.removals.remove(uid);
+    }
 }
 
 /// The test fault for eviction: fail the node's actor while its first removal

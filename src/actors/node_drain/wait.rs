@@ -1,6 +1,7 @@
-//! The wait step: one watch of the node's pods until the planned ones are gone,
-//! re-classifying those still there as time passes (a pod stuck terminating on
-//! a NotReady node becomes a grace-0 deletion).
+//! The wait step: one watch of the node's pods until the planned ones of a tier
+//! are gone, its changes kept in a `Presence` of every planned pod, and those
+//! still there re-classified as time passes (a pod stuck terminating on a
+//! NotReady node becomes a grace-0 deletion).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,9 +14,9 @@ use tracing::warn;
 
 use super::{fault, update, RunContext, StepError};
 use crate::drain::pods::{classify, NodeContext, PodAction};
+use crate::drain::presence::{Applied, Presence};
 use crate::drain::progress::Removal;
 use crate::k8s::nodes;
-use crate::k8s::pods::PodChange;
 
 /// Whether something the machine must decide on happened to `uids`.
 fn needs_attention(cx: &RunContext, node: &str, uids: &BTreeSet<String>) -> bool {
@@ -37,7 +38,9 @@ fn needs_attention(cx: &RunContext, node: &str, uids: &BTreeSet<String>) -> bool
 
 /// Watches the node's pods (one watch, no per-pod polling) until none of `uids`
 /// is present, `until` passes, the node is stopped, or a removal needs a
-/// decision. Pods still present are classified again as time passes: one stuck
+/// decision. Every change is applied to every planned pod (`Presence`), so a
+/// later tier's pod that goes meanwhile is known gone when its tier comes.
+/// Pods still present are classified again as time passes: one stuck
 /// terminating (a NotReady node confirms nothing) is turned into a grace-0
 /// deletion, which the machine sends next.
 pub async fn wait(
@@ -62,19 +65,22 @@ pub async fn wait(
         return Ok(());
     }
     // Resume from what the plan's LIST (or the last wait) saw: no LIST again.
-    let (version, known) = match cx.progress.get(node) {
-        Some(p) => (
-            p.pods_version.clone(),
-            wanted
-                .iter()
-                .filter(|u| !p.gone.contains(*u))
-                .filter_map(|u| Some((u.clone(), p.pod_snapshot.get(u)?.clone())))
-                .collect::<BTreeMap<String, Pod>>(),
-        ),
-        None => return Ok(()),
+    let Some(mut presence) = cx.progress.get(node).map(|p| {
+        let planned = p
+            .planned
+            .iter()
+            .flatten()
+            .map(|x| x.uid.clone())
+            .filter(|u| !p.gone.contains(u));
+        match &p.pods_version {
+            Some(version) => Presence::resumed(planned, &p.pod_snapshot, version.clone()),
+            None => Presence::unlisted(planned),
+        }
+    }) else {
+        return Ok(());
     };
-    let resumed = version.is_some();
-    let mut stream = match crate::k8s::pods::changes(&cx.client, node, version.as_deref()).await {
+    let resumed = presence.version().is_some();
+    let mut stream = match crate::k8s::pods::changes(&cx.client, node, presence.version()).await {
         Ok(stream) => stream,
         Err(e) if crate::k8s::api_code(&e) == Some(410) => {
             // The version is too old to resume from: the next wait lists again.
@@ -87,21 +93,15 @@ pub async fn wait(
             )))
         }
     };
-    let mut present: BTreeMap<String, Pod> = if resumed { known } else { BTreeMap::new() };
-    let mut synced = resumed;
-    let mut seen_version: Option<String> = version;
     let mut ready_checked = Instant::now();
     let result = loop {
-        if synced {
-            let gone: Vec<String> = wanted
-                .iter()
-                .filter(|u| !present.contains_key(*u))
-                .cloned()
-                .collect();
+        if presence.synced() {
+            let gone = presence.gone();
             update(cx, node, |p| p.gone.extend(gone));
-            if present.is_empty() {
+            if presence.all_gone(&wanted) {
                 break Ok(());
             }
+            let present = presence.present_among(&wanted);
             if escalate_stuck(cx, node, &present, &mut ready_checked).await {
                 break Ok(());
             }
@@ -115,55 +115,38 @@ pub async fn wait(
             _ = tick.tick() => continue,
             next = stream.next() => next,
         };
-        let version_of = |p: &Pod| p.metadata.resource_version.clone();
-        match next {
-            None if resumed => break Ok(()), // the API server closed it: resume next step
-            None => {
-                break Err(StepError::Transient(format!(
-                    "the pod watch of node {node} ended"
-                )))
+        let Some(change) = next else {
+            if resumed {
+                break Ok(()); // the API server closed it: resume next step
             }
-            Some(PodChange::Expired) => {
-                seen_version = None; // too old: the next wait LISTs again
-                break Ok(());
-            }
-            Some(PodChange::Error(e)) => {
+            break Err(StepError::Transient(format!(
+                "the pod watch of node {node} ended"
+            )));
+        };
+        match presence.apply(change) {
+            Applied::Recorded => {}
+            Applied::Expired => break Ok(()), // too old: the next wait LISTs again
+            Applied::Error(e) => {
                 warn!(node, error = e.as_str(), "pod watch error; resuming");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 if resumed {
                     break Ok(());
                 }
             }
-            Some(PodChange::Version(v)) => seen_version = Some(v),
-            Some(PodChange::Listed(pods)) => {
-                present = pods
-                    .into_iter()
-                    .filter_map(|p| {
-                        Some((p.metadata.uid.clone().filter(|u| wanted.contains(u))?, p))
-                    })
-                    .collect();
-                synced = true;
-            }
-            Some(PodChange::Applied(p)) => {
-                seen_version = version_of(&p).or(seen_version);
-                if let Some(uid) = p.metadata.uid.clone().filter(|u| wanted.contains(u)) {
-                    present.insert(uid, p);
-                }
-            }
-            Some(PodChange::Deleted(p)) => {
-                seen_version = version_of(&p).or(seen_version);
-                if let Some(uid) = p.metadata.uid.as_ref() {
-                    present.remove(uid);
-                }
-            }
         }
     };
     // Where the next wait resumes (only a resumed watch keeps a version: after
     // a LIST-and-watch the watcher's own versions are not seen here).
-    let keep = if resumed { seen_version } else { None };
+    let keep = if resumed {
+        presence.version().map(str::to_string)
+    } else {
+        None
+    };
     update(cx, node, |p| {
         p.pods_version = keep;
-        p.pod_snapshot.extend(present);
+        if presence.synced() {
+            p.pod_snapshot = presence.snapshot().clone();
+        }
     });
     result
 }
@@ -174,7 +157,7 @@ pub async fn wait(
 async fn escalate_stuck(
     cx: &RunContext,
     node: &str,
-    present: &BTreeMap<String, Pod>,
+    present: &BTreeMap<&str, &Pod>,
     ready_checked: &mut Instant,
 ) -> bool {
     let now = chrono::Utc::now();
@@ -204,7 +187,7 @@ async fn escalate_stuck(
     let stuck: Vec<(String, String)> = present
         .iter()
         .filter_map(|(uid, pod)| match classify(pod, context) {
-            PodAction::ForceDelete(reason) => Some((uid.clone(), reason)),
+            PodAction::ForceDelete(reason) => Some((uid.to_string(), reason)),
             _ => None,
         })
         .collect();

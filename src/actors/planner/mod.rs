@@ -7,8 +7,11 @@
 mod actor;
 mod admission;
 mod handlers;
+mod notices;
+mod own_node;
 pub mod plan;
 pub mod reconcile;
+mod run_id;
 mod runs;
 
 use std::collections::HashMap;

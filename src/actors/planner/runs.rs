@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use actix::{Addr, AsyncContext, Context, SpawnHandle, Supervisor, WrapFuture};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
+use super::notices::{log_outcome, node_notice, run_finished_notice};
 use super::PlannerActor;
 use crate::actors::node_drain::{NodeDrainActor, RunContext};
-use crate::drain::{DrainOutcome, StopReason};
+use crate::drain::StopReason;
 use crate::error::{Error, Result};
 use crate::messages::{
     NodeDrainFinished, NodeStatus, Notify, RunId, RunReport, RunStatus, StartRun, StatusSnapshot,
@@ -40,6 +41,8 @@ pub struct Run {
     pub report: Option<RunReport>,
     /// The run's heartbeat timer, cancelled when the run ends.
     pub heartbeat: Option<SpawnHandle>,
+    /// The node node-drain runs on, started once every other node finished.
+    pub deferred: Option<String>,
 }
 
 impl PlannerActor {
@@ -59,12 +62,7 @@ impl PlannerActor {
                 });
             }
         }
-        let run_id = format!(
-            "{}-{}-{:04x}",
-            msg.nodepool,
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            fastrand::u16(..)
-        );
+        let run_id = super::run_id::new_run_id(&msg.nodepool, chrono::Utc::now());
         // A node finished in an earlier run of this process starts afresh.
         for node in &msg.nodes {
             self.deps.progress.remove(node);
@@ -94,16 +92,16 @@ impl PlannerActor {
             take_over: msg.take_over.clone(),
         });
         let token = CancellationToken::new();
-        let mut node_tokens = HashMap::new();
-        let actors = msg
+        let node_tokens: HashMap<String, CancellationToken> = msg
             .nodes
             .iter()
-            .map(|node| {
-                let stop = token.child_token();
-                node_tokens.insert(node.clone(), stop.clone());
-                let (node, cx) = (node.clone(), cx.clone());
-                Supervisor::start(move |_| NodeDrainActor::new(node, cx, stop))
-            })
+            .map(|node| (node.clone(), token.child_token()))
+            .collect();
+        let (now, deferred) =
+            super::own_node::start_order(&msg.nodes, self.deps.identity.own_node.as_deref());
+        let actors = now
+            .iter()
+            .map(|node| start_node(node, &cx, &node_tokens))
             .collect();
         info!(
             run = run_id.as_str(),
@@ -133,6 +131,7 @@ impl PlannerActor {
                 started: Instant::now(),
                 report: None,
                 heartbeat: Some(heartbeat),
+                deferred,
             },
         );
         Ok(run_id)
@@ -205,6 +204,23 @@ impl PlannerActor {
             return;
         }
         run.results.push(done);
+        if run.results.len() + 1 == run.nodes.len() {
+            if let Some(node) = run.deferred.take() {
+                // Every other node is done: the node node-drain runs on starts
+                // now, with its whole --drain-timeout from now.
+                info!(
+                    run = run.cx.run_id.as_str(),
+                    node = node.as_str(),
+                    "the other nodes are done: draining the node node-drain runs on"
+                );
+                let deadline = tokio::time::Instant::now() + run.cx.settings.drain_timeout;
+                if let Some(mut p) = self.deps.progress.get_mut(&node) {
+                    p.deadline = deadline;
+                }
+                run.actors
+                    .push(start_node(&node, &run.cx, &run.node_tokens));
+            }
+        }
         if run.results.len() < run.nodes.len() {
             return;
         }
@@ -327,71 +343,13 @@ impl PlannerActor {
     }
 }
 
-fn log_outcome(done: &NodeDrainFinished) {
-    match &done.outcome {
-        DrainOutcome::Drained { retired, .. } => info!(
-            node = done.node.as_str(),
-            retired = retired.as_str(),
-            podsEvicted = done.pods_evicted,
-            podsForceDeleted = done.pods_force_deleted,
-            "node drained"
-        ),
-        DrainOutcome::RetiredElsewhere => info!(
-            node = done.node.as_str(),
-            "node deleted by someone else while it was drained (retired elsewhere)"
-        ),
-        DrainOutcome::Failed { reason, blockers } => warn!(
-            node = done.node.as_str(),
-            reason = reason.as_str(),
-            blockers = blockers.join(", ").as_str(),
-            "node not drained"
-        ),
-    }
-}
-
-/// The Slack notice for one node's outcome.
-fn node_notice(cluster: &str, done: &NodeDrainFinished) -> Notice {
-    match &done.outcome {
-        DrainOutcome::Drained { retired, .. } => Notice::NodeDrained {
-            cluster: cluster.to_string(),
-            node: done.node.clone(),
-            pods_evicted: done.pods_evicted,
-            pods_force_deleted: done.pods_force_deleted,
-            retired: retired.clone(),
-        },
-        DrainOutcome::RetiredElsewhere => Notice::NodeDrained {
-            cluster: cluster.to_string(),
-            node: done.node.clone(),
-            pods_evicted: done.pods_evicted,
-            pods_force_deleted: done.pods_force_deleted,
-            retired: "deleted by someone else while draining".into(),
-        },
-        DrainOutcome::Failed { reason, blockers } => Notice::NodeFailed {
-            cluster: cluster.to_string(),
-            node: done.node.clone(),
-            reason: reason.clone(),
-            blockers: blockers.clone(),
-        },
-    }
-}
-
-fn run_finished_notice(cluster: &str, report: &RunReport) -> Notice {
-    let nodes_where = |drained: bool| -> Vec<String> {
-        report
-            .nodes
-            .iter()
-            .filter(|r| r.outcome.drained() == drained)
-            .map(|r| r.node.clone())
-            .collect()
-    };
-    Notice::RunFinished {
-        cluster: cluster.to_string(),
-        nodepool: report.nodepool.clone(),
-        run_id: report.run_id.clone(),
-        duration: report.elapsed,
-        pods_evicted: report.nodes.iter().map(|r| r.pods_evicted).sum(),
-        pods_force_deleted: report.nodes.iter().map(|r| r.pods_force_deleted).sum(),
-        retired: nodes_where(true),
-        failed: nodes_where(false),
-    }
+/// Starts the supervised actor of one node of the run.
+fn start_node(
+    node: &str,
+    cx: &Arc<RunContext>,
+    tokens: &HashMap<String, CancellationToken>,
+) -> Addr<NodeDrainActor> {
+    let stop = tokens.get(node).cloned().unwrap_or_default();
+    let (node, cx) = (node.to_string(), cx.clone());
+    Supervisor::start(move |_| NodeDrainActor::new(node, cx, stop))
 }
