@@ -72,9 +72,10 @@ pub struct NodeProgress {
     pub retired: Option<String>,
     /// Retirement could not be done as asked; the reason, shown as a warning.
     pub retire_note: Option<String>,
-    /// Ownership fence: until when the last successful claim or heartbeat lets
-    /// this run mutate the node without asking the API server again.
-    pub owned_until: Option<Instant>,
+    /// Node ownership (not leadership, see `k8s::fence`): until when the last
+    /// successful claim or heartbeat lets this run mutate the node without
+    /// confirming its record again.
+    pub ownership_confirmed_until: Option<Instant>,
     /// The Node as the plan read it, used once by the claim instead of a GET.
     pub seen: Option<Box<k8s_openapi::api::core::v1::Node>>,
     /// The node's Ready condition, as last read.
@@ -107,7 +108,7 @@ impl NodeProgress {
             node_gone: false,
             retired: None,
             retire_note: None,
-            owned_until: None,
+            ownership_confirmed_until: None,
             seen: None,
             node_ready: true,
             restarts: 0,

@@ -103,12 +103,12 @@ fn record(shared: &EvictorShared, node: &str, uid: &str, removal: &Removal) {
 }
 
 /// Whether this run may still mutate the node: not stopped, and its ownership
-/// confirmed recently (a paused process that wakes up past its fence waits for
+/// confirmed recently (a paused process that wakes up past that time waits for
 /// the next heartbeat instead of sending).
 fn may_send(shared: &EvictorShared, node: &str) -> bool {
     shared.progress.get(node).is_some_and(|p| {
         p.stop.is_none()
-            && p.owned_until
+            && p.ownership_confirmed_until
                 .is_some_and(|t| tokio::time::Instant::now() < t)
     })
 }

@@ -12,7 +12,7 @@ pub mod restore;
 mod steps;
 mod wait;
 
-pub use steps::fence;
+pub use steps::ownership_confirmed_until;
 
 use std::sync::Arc;
 

@@ -20,8 +20,10 @@ fn chrono_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-/// The fence after a successful write of the record: the heartbeat renews it.
-pub fn fence(cx: &RunContext) -> Instant {
+/// Node ownership (not leadership: that is `k8s::fence`) after a successful
+/// write of the record: until then the run may mutate the node without
+/// confirming its record again; the heartbeat renews it.
+pub fn ownership_confirmed_until(cx: &RunContext) -> Instant {
     Instant::now() + cx.settings.orphan_after / 2
 }
 
@@ -74,7 +76,7 @@ pub async fn claim(cx: &RunContext, node: &str) -> Result<(), StepError> {
             update(cx, node, |p| {
                 p.phase = record.phase;
                 p.cordoned_by_us = Some(record.was_unschedulable == Some(false));
-                p.owned_until = Some(fence(cx));
+                p.ownership_confirmed_until = Some(ownership_confirmed_until(cx));
                 p.node_ready = ready;
                 p.nodeclaim = nodeclaim;
             });
@@ -123,7 +125,7 @@ pub async fn claim(cx: &RunContext, node: &str) -> Result<(), StepError> {
     update(cx, node, |p| {
         p.phase = Some(Phase::Cordoned);
         p.cordoned_by_us = Some(!was_unschedulable);
-        p.owned_until = Some(fence(cx));
+        p.ownership_confirmed_until = Some(ownership_confirmed_until(cx));
         p.node_ready = ready;
         p.nodeclaim = nodeclaim;
     });

@@ -183,7 +183,7 @@ async fn retire_recorded(
 }
 
 /// Refreshes the heartbeat of every node `cx`'s run still holds; renews the
-/// ownership fence, or stops a node whose record another run changed.
+/// node ownership, or stops a node whose record another run changed.
 pub async fn heartbeat(cx: &RunContext, stop: impl Fn(&str)) {
     let held: Vec<String> = cx
         .progress
@@ -197,9 +197,9 @@ pub async fn heartbeat(cx: &RunContext, stop: impl Fn(&str)) {
         let patch = heartbeat_patch(&cx.run_id, chrono::Utc::now());
         match nodes::patch(&cx.client, &node, patch).await {
             Ok(_) => {
-                let fence = crate::actors::node_drain::fence(cx);
+                let until = crate::actors::node_drain::ownership_confirmed_until(cx);
                 if let Some(mut p) = cx.progress.get_mut(&node) {
-                    p.owned_until = Some(fence);
+                    p.ownership_confirmed_until = Some(until);
                 }
             }
             Err(NodePatchError::NotOwned { detail, .. }) => {

@@ -110,7 +110,7 @@ impl PlannerActor {
             "draining the wave"
         );
         self.notify_start(&run_id, &msg);
-        // The heartbeat: often enough that the ownership fence (half of
+        // The heartbeat: often enough that the node ownership (confirmed for half of
         // --orphan-after) never lapses while the API server answers.
         let period = (msg.settings.orphan_after / 4)
             .clamp(Duration::from_millis(200), Duration::from_secs(10));
