@@ -39,6 +39,38 @@ pub struct Workloads<'a> {
 }
 
 impl Workloads<'_> {
+    /// A one-replica Deployment pinned to `hostname`, with pod annotations and
+    /// extra pod spec fields.
+    pub async fn pinned(
+        &self,
+        name: &str,
+        requests: Requests,
+        hostname: &str,
+        annotations: Value,
+        extra: Value,
+    ) -> Deployment {
+        let mut spec = pod_spec(self.nodepool, requests, 2);
+        spec["nodeSelector"]["kubernetes.io/hostname"] = json!(hostname);
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                spec.insert(k.clone(), v.clone());
+            }
+        }
+        let object: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}, "annotations": annotations}, "spec": spec}
+            }
+        }))
+        .unwrap();
+        Api::<Deployment>::namespaced(self.client.clone(), self.namespace)
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create Deployment")
+    }
+
     pub async fn deployment(
         &self,
         name: &str,
