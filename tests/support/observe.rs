@@ -98,6 +98,20 @@ pub fn successful_evictions(env: &TestEnv, namespace: &str) -> BTreeMap<String, 
             continue;
         };
         if e.verb == "create" && o.subresource == "eviction" && (200..300).contains(&r.code) {
+            // SPEC §6: never a pod other than the planned UID. The audit log
+            // records the Eviction as the API server read it.
+            let uid = e.request.as_ref().and_then(|b| {
+                b.pointer("/deleteOptions/preconditions/uid")?
+                    .as_str()
+                    .map(str::to_string)
+            });
+            assert!(
+                uid.is_some_and(|u| !u.is_empty()),
+                "eviction of {}/{} without a UID precondition: {:?}",
+                o.namespace,
+                o.name,
+                e.request
+            );
             *counts.entry(o.name).or_insert(0) += 1;
         }
     }
