@@ -1,7 +1,8 @@
 //! A new leader takes over what a SIGKILLed leader left: at once (the old
 //! leader's fence has closed, so its heartbeat need not go stale first), with
 //! the settings the drain was asked with (a `retire: none` drain never gets its
-//! NodeClaim deleted), and never retiring a node a person has uncordoned since.
+//! NodeClaim deleted), never retiring a node a person has uncordoned since, and
+//! giving back what it claimed in a NodePool the config no longer names.
 
 mod support;
 
@@ -32,6 +33,7 @@ fn nodeclaims(client: &kube::Client) -> Api<DynamicObject> {
 /// NodeClaim's name (its `kubernetes.io/hostname`).
 async fn killed_leader(
     scene: &Scene,
+    nodepool: &str,
     lease: &str,
     config: &str,
     fault: &str,
@@ -44,7 +46,7 @@ async fn killed_leader(
     let claim = hostname_of(&scene.client, &node).await;
     let mut first = Daemon::start_args(
         &scene.env,
-        &scene.pool.name,
+        nodepool,
         lease,
         &unique("doomed"),
         config,
@@ -82,7 +84,15 @@ async fn a_retire_none_drain_is_resumed_at_once_and_keeps_its_node_and_nodeclaim
     let lease = unique("lease");
     // A long --orphan-after: only the lease rule can explain a prompt takeover.
     let args = ["--orphan-after", "300s"];
-    let (node, claim) = killed_leader(&scene, &lease, config, "cordon:kill", &args).await;
+    let (node, claim) = killed_leader(
+        &scene,
+        &scene.pool.name,
+        &lease,
+        config,
+        "cordon:kill",
+        &args,
+    )
+    .await;
     let n = get_node(&scene.client, &node).await.expect("the node");
     let dead_run = annotation(&n, "node-drain.io/run-id").expect("recorded");
     assert_eq!(
@@ -160,7 +170,15 @@ async fn a_drained_node_a_person_uncordoned_is_not_retired_by_the_next_leader() 
     let config = "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n";
     let lease = unique("lease");
     // Killed after the `drained` record, before the NodeClaim delete.
-    let (node, claim) = killed_leader(&scene, &lease, config, "drained:kill", &[]).await;
+    let (node, claim) = killed_leader(
+        &scene,
+        &scene.pool.name,
+        &lease,
+        config,
+        "drained:kill",
+        &[],
+    )
+    .await;
     let n = get_node(&scene.client, &node).await.expect("the node");
     assert_eq!(
         annotation(&n, "node-drain.io/state").as_deref(),
@@ -202,5 +220,46 @@ async fn a_drained_node_a_person_uncordoned_is_not_retired_by_the_next_leader() 
         "the NodeClaim is not deleted: {}",
         second.log()
     );
+    scene.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_claimed_in_a_nodepool_removed_from_the_config_is_given_back() {
+    // The scene's NodePool is managed through the config only; the daemon's
+    // --nodepool-name is another one.
+    let scene = Scene::new("takeover-removed", "c-4x-amd64-linux", None).await;
+    let home = TestNodePool::create(&scene.client, "takeover-home", "c-4x-amd64-linux", None).await;
+    let rule = "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n";
+    let with_pool = format!("nodepools: [{}]\n{rule}", scene.pool.name);
+    let lease = unique("lease");
+    let (node, _) = killed_leader(&scene, &home.name, &lease, &with_pool, "cordon:kill", &[]).await;
+    let n = get_node(&scene.client, &node).await.expect("the node");
+    assert_eq!(
+        annotation(&n, "node-drain.io/state").as_deref(),
+        Some("cordoned")
+    );
+
+    // The next leader's config no longer names that NodePool.
+    let second = Daemon::start(&scene.env, &home.name, &lease, &unique("next"), rule);
+    second.wait_ready().await;
+    wait_for("the node given back", Duration::from_secs(30), || async {
+        let n = get_node(&scene.client, &node)
+            .await
+            .expect("the node stays");
+        let state = annotation(&n, "node-drain.io/state");
+        match (state.as_deref(), unschedulable(&n)) {
+            (Some("restored"), false) => Ok(Some(())),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let n = get_node(&scene.client, &node)
+        .await
+        .expect("the node stays");
+    assert!(
+        n.metadata.deletion_timestamp.is_none(),
+        "restored, not drained"
+    );
+    home.delete().await;
     scene.cleanup().await;
 }

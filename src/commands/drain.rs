@@ -37,6 +37,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
                 nodepools: vec![nodepool.clone()],
                 lease: None,
                 elected_now: false,
+                all_pools: false,
                 orphan_after: args.opts.orphan_after,
                 defaults: args.opts.settings(args.force),
             })

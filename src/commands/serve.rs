@@ -187,13 +187,16 @@ async fn flush(actors: &Actors) {
 /// Each time this process becomes the leader: take over at once every node
 /// recorded under this Lease (the previous leader is fenced), finish recorded
 /// retirements, then open intake; afterwards, every 10 s, take over nodes
-/// whose run stopped beating (a CLI's, or a leader's of another Lease).
+/// whose run stopped beating (a CLI's, or a leader's of another Lease). What
+/// this Lease's leaders claimed in a NodePool the config no longer names is
+/// given back (restored), at election and when the NodePool leaves the config.
 async fn reconcile_when_leader(
     daemon: Arc<Daemon>,
     lease: String,
     mut role: watch::Receiver<Role>,
 ) {
     let mut first = true;
+    let mut managed_before: Vec<String> = vec![];
     loop {
         if *role.borrow() != Role::Leader {
             daemon.reconciled.store(false, Ordering::SeqCst);
@@ -203,10 +206,15 @@ async fn reconcile_when_leader(
             }
             continue;
         }
+        let managed = daemon.nodepools();
+        // A NodePool gone from the config: its nodes are read once more.
+        let pool_left = managed_before.iter().any(|p| !managed.contains(p));
+        managed_before = managed.clone();
         let recover = RecoverNodes {
-            nodepools: daemon.nodepools(),
+            nodepools: managed,
             lease: Some(lease.clone()),
             elected_now: first,
+            all_pools: first || pool_left,
             orphan_after: daemon.opts.orphan_after,
             defaults: daemon.settings(None),
         };

@@ -64,6 +64,9 @@ impl Retirement {
 pub struct NodeState {
     pub unschedulable: bool,
     pub deleting: bool,
+    /// In a NodePool the recoverer manages now. A daemon whose config no
+    /// longer names the node's NodePool gives back only what it claimed itself.
+    pub managed: bool,
 }
 
 pub fn recovery(
@@ -77,15 +80,20 @@ pub fn recovery(
         return Recovery::Leave;
     }
     let run = record.run_id.clone().unwrap_or_default();
+    let under_own_lease =
+        matches!(who, Recoverer::Leader { lease, .. } if record.lease.as_deref() == Some(lease));
     match record.phase {
         Some(Phase::Cordoned) => {
             let stale = record.orphaned(now, orphan_after);
-            let predecessor = matches!(
-                who,
-                Recoverer::Leader { lease, elected_now: true }
-                    if record.lease.as_deref() == Some(lease)
-            );
-            if !(stale || predecessor) {
+            let predecessor = under_own_lease
+                && matches!(
+                    who,
+                    Recoverer::Leader {
+                        elected_now: true,
+                        ..
+                    }
+                );
+            if !(stale || predecessor) || !(node.managed || under_own_lease) {
                 return Recovery::Leave;
             }
             let beat = record
@@ -99,6 +107,10 @@ pub fn recovery(
             };
             match who {
                 Recoverer::Cli => Recovery::Restore { reason: why },
+                // Its NodePool was removed from the config: given back, not drained.
+                Recoverer::Leader { .. } if !node.managed => Recovery::Restore {
+                    reason: format!("{why}; its NodePool is no longer managed"),
+                },
                 Recoverer::Leader { .. } => Recovery::Resume {
                     dead_run: run,
                     settings: record.settings.clone(),
@@ -110,6 +122,7 @@ pub fn recovery(
         // leader between elections finishes only its own runs' retirements.
         Some(Phase::Drained)
             if !node.unschedulable
+                || !node.managed
                 || matches!(
                     who,
                     Recoverer::Leader {
@@ -145,6 +158,12 @@ mod tests {
     const CORDONED: NodeState = NodeState {
         unschedulable: true,
         deleting: false,
+        managed: true,
+    };
+    const UNMANAGED: NodeState = NodeState {
+        unschedulable: true,
+        deleting: false,
+        managed: false,
     };
 
     #[test]
@@ -186,11 +205,19 @@ mod tests {
         let uncordoned = NodeState {
             unschedulable: false,
             deleting: false,
+            managed: true,
         };
         let deleting = NodeState {
             unschedulable: true,
             deleting: true,
+            managed: true,
         };
+        let stale_own = record(&[
+            (STATE, "cordoned"),
+            (RUN_ID, "r"),
+            (HEARTBEAT, stale),
+            (LEASE, "ns/nd"),
+        ]);
         let cases = [
             (&live, CORDONED, cli, "leave"),
             (&live, CORDONED, leader, "leave"),
@@ -214,6 +241,14 @@ mod tests {
                 "leave",
             ),
             (&Record::default(), CORDONED, elected, "leave"),
+            // A NodePool removed from the config: what this Lease's leaders
+            // claimed there is given back; nothing else there is touched.
+            (&live, UNMANAGED, elected, "restore"),
+            (&live, UNMANAGED, leader, "leave"),
+            (&stale_own, UNMANAGED, leader, "restore"),
+            (&dead, UNMANAGED, leader, "leave"),
+            (&other_lease, UNMANAGED, elected, "leave"),
+            (&drained("nodeclaim/x"), UNMANAGED, elected, "leave"),
         ];
         for (i, (rec, node, who, want)) in cases.into_iter().enumerate() {
             assert_eq!(

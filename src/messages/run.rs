@@ -65,6 +65,10 @@ pub struct RecoverNodes {
     pub lease: Option<String>,
     /// The first reconciliation after this process became the leader.
     pub elected_now: bool,
+    /// Read every Karpenter node, not only those of `nodepools` (at election,
+    /// and when a NodePool left the config): what was claimed in a NodePool no
+    /// longer managed is given back.
+    pub all_pools: bool,
     pub orphan_after: Duration,
     /// The settings of a resumed drain whose record names none.
     pub defaults: DrainSettings,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actix::{ActorFutureExt, ResponseActFuture, WrapFuture};
 use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
 use kube::runtime::events::Recorder;
 use kube::Client;
 use tracing::{info, warn};
@@ -20,6 +21,7 @@ use crate::drain::recovery::{recovery, NodeState, Recoverer, Recovery, Retiremen
 use crate::drain::{Phase, StopReason};
 use crate::error::{Error, Result};
 use crate::k8s::events::{node_ref, publish};
+use crate::k8s::karpenter::{nodepool_of, NODEPOOL_LABEL};
 use crate::k8s::nodes::{self, NodePatchError};
 use crate::messages::{RecoverNodes, Recovered, StartRun};
 
@@ -80,62 +82,77 @@ async fn recover_io(
         chrono::Duration::from_std(msg.orphan_after).unwrap_or(chrono::Duration::seconds(60));
     let mut recovered = Recovered::default();
     let mut resumes = Vec::new();
-    for pool in &msg.nodepools {
-        let listed = nodes::of_nodepool(client, pool)
-            .await
-            .map_err(|e| Error::kube(format!("list nodes of NodePool {pool}"), e))?;
-        let now = chrono::Utc::now();
-        for node in listed {
-            let name = node.metadata.name.clone().unwrap_or_default();
-            let record = Record::read(node.metadata.annotations.as_ref());
-            let state = NodeState {
-                unschedulable: nodes::unschedulable(&node),
-                deleting: node.metadata.deletion_timestamp.is_some(),
-            };
-            match recovery(&record, state, who, now, after) {
-                Recovery::Leave => {}
-                Recovery::Restore { reason } => {
-                    if restore_orphan(client, recorder, &node, &reason)
-                        .await
-                        .map_err(|e| Error::Node {
-                            node: name.clone(),
-                            reason: format!("could not be restored: {e}"),
-                        })?
-                    {
-                        recovered.restored.push(name);
-                    }
-                }
-                Recovery::Retire { retirement } => {
-                    retire_recorded(client, recorder, &node, &retirement)
-                        .await
-                        .map_err(|e| Error::Node {
-                            node: name.clone(),
-                            reason: format!("could not be retired: {e}"),
-                        })?;
-                    recovered.retired.push(name);
-                }
-                Recovery::Resume {
-                    dead_run,
-                    settings,
-                    why,
-                } => {
-                    let settings = match settings {
-                        Some(recorded) => recorded.apply(msg.defaults.clone()),
-                        None => msg.defaults.clone(),
-                    };
-                    resumes.push(Resume {
-                        nodepool: pool.clone(),
+    // Every Karpenter node when asked (at election, or when a NodePool left
+    // the config): a NodePool no longer managed may hold nodes this Lease's
+    // leaders claimed.
+    let selector = if msg.all_pools {
+        NODEPOOL_LABEL.to_string()
+    } else {
+        format!("{NODEPOOL_LABEL} in ({})", msg.nodepools.join(","))
+    };
+    let listed = match msg.nodepools.is_empty() && !msg.all_pools {
+        true => vec![],
+        false => {
+            Api::<Node>::all(client.clone())
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| Error::kube(format!("list nodes ({selector})"), e))?
+                .items
+        }
+    };
+    let now = chrono::Utc::now();
+    for node in listed {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let pool = nodepool_of(&node).unwrap_or_default().to_string();
+        let record = Record::read(node.metadata.annotations.as_ref());
+        let state = NodeState {
+            unschedulable: nodes::unschedulable(&node),
+            deleting: node.metadata.deletion_timestamp.is_some(),
+            managed: msg.nodepools.contains(&pool),
+        };
+        match recovery(&record, state, who, now, after) {
+            Recovery::Leave => {}
+            Recovery::Restore { reason } => {
+                if restore_orphan(client, recorder, &node, &reason)
+                    .await
+                    .map_err(|e| Error::Node {
                         node: name.clone(),
-                        start: StartRun {
-                            nodepool: pool.clone(),
-                            nodes: vec![name],
-                            settings,
-                            trigger: format!("takeover of {why}"),
-                            plan: None,
-                            take_over: Some(dead_run),
-                        },
-                    });
+                        reason: format!("could not be restored: {e}"),
+                    })?
+                {
+                    recovered.restored.push(name);
                 }
+            }
+            Recovery::Retire { retirement } => {
+                retire_recorded(client, recorder, &node, &retirement)
+                    .await
+                    .map_err(|e| Error::Node {
+                        node: name.clone(),
+                        reason: format!("could not be retired: {e}"),
+                    })?;
+                recovered.retired.push(name);
+            }
+            Recovery::Resume {
+                dead_run,
+                settings,
+                why,
+            } => {
+                let settings = match settings {
+                    Some(recorded) => recorded.apply(msg.defaults.clone()),
+                    None => msg.defaults.clone(),
+                };
+                resumes.push(Resume {
+                    nodepool: pool.clone(),
+                    node: name.clone(),
+                    start: StartRun {
+                        nodepool: pool.clone(),
+                        nodes: vec![name],
+                        settings,
+                        trigger: format!("takeover of {why}"),
+                        plan: None,
+                        take_over: Some(dead_run),
+                    },
+                });
             }
         }
     }
