@@ -29,6 +29,34 @@ pub async fn get(client: &Client, name: &str) -> kube::Result<Option<Node>> {
     Api::<Node>::all(client.clone()).get_opt(name).await
 }
 
+/// Which NodePools' Nodes to list.
+pub enum NodePools<'a> {
+    /// These (one LIST: `karpenter.sh/nodepool in (...)`).
+    Named(&'a [String]),
+    /// Every Karpenter Node.
+    Every,
+}
+
+/// The Nodes of some NodePools, in one LIST by Karpenter's label; the
+/// selector is returned for errors to name.
+pub async fn of_nodepools(
+    client: &Client,
+    pools: NodePools<'_>,
+) -> Result<Vec<Node>, (String, kube::Error)> {
+    let selector = match pools {
+        NodePools::Named([]) => return Ok(vec![]),
+        NodePools::Named(names) => format!("{NODEPOOL_LABEL} in ({})", names.join(",")),
+        NodePools::Every => NODEPOOL_LABEL.to_string(),
+    };
+    match Api::<Node>::all(client.clone())
+        .list(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => Ok(list.items),
+        Err(e) => Err((format!("list nodes ({selector})"), e)),
+    }
+}
+
 /// The Nodes of a NodePool (by Karpenter's label).
 pub async fn of_nodepool(client: &Client, nodepool: &str) -> kube::Result<Vec<Node>> {
     let params = ListParams::default().labels(&format!("{NODEPOOL_LABEL}={nodepool}"));

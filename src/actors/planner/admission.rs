@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::{node_facts, PlannerActor};
 use crate::alerts::rules::{node_of, resolves_by_ip, Action, NodeIndex, Unresolved};
 use crate::error::{Error, Result};
-use crate::k8s::karpenter::{nodepool_of, NodePool, NODEPOOL_LABEL};
+use crate::k8s::karpenter::{nodepool_of, NodePool};
 use crate::messages::{Admit, Admitted, StartRun, Target};
 use crate::plan::budget::allowed_disruptions;
 use crate::plan::candidates::{budget_counts, node_skip_reason, SkipReason};
@@ -44,15 +44,9 @@ fn ignored(reason: impl Into<String>, metric: &str) -> Admitted {
 /// The nodes of the managed NodePools only (one LIST by label selector),
 /// never every Node of the cluster.
 async fn managed_nodes(client: &Client, nodepools: &[String]) -> Result<Vec<Node>> {
-    if nodepools.is_empty() {
-        return Ok(vec![]);
-    }
-    let selector = format!("{NODEPOOL_LABEL} in ({})", nodepools.join(","));
-    Ok(Api::<Node>::all(client.clone())
-        .list(&ListParams::default().labels(&selector))
+    crate::k8s::nodes::of_nodepools(client, crate::k8s::nodes::NodePools::Named(nodepools))
         .await
-        .map_err(|e| Error::kube(format!("list nodes ({selector})"), e))?
-        .items)
+        .map_err(|(what, e)| Error::kube(what, e))
 }
 
 /// A node named but not among the managed ones: outside them, or unknown

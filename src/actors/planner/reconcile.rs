@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use actix::{ActorFutureExt, ResponseActFuture, WrapFuture};
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
 use kube::runtime::events::Recorder;
 use kube::Client;
 use tracing::{info, warn};
@@ -21,7 +20,7 @@ use crate::drain::recovery::{recovery, NodeState, Recoverer, Recovery, Retiremen
 use crate::drain::{Phase, StopReason};
 use crate::error::{Error, Result};
 use crate::k8s::events::{node_ref, publish};
-use crate::k8s::karpenter::{nodepool_of, NODEPOOL_LABEL};
+use crate::k8s::karpenter::nodepool_of;
 use crate::k8s::nodes::{self, NodePatchError};
 use crate::messages::{RecoverNodes, Recovered, StartRun};
 
@@ -85,21 +84,13 @@ async fn recover_io(
     // Every Karpenter node when asked (at election, or when a NodePool left
     // the config): a NodePool no longer managed may hold nodes this Lease's
     // leaders claimed.
-    let selector = if msg.all_pools {
-        NODEPOOL_LABEL.to_string()
-    } else {
-        format!("{NODEPOOL_LABEL} in ({})", msg.nodepools.join(","))
+    let pools = match msg.all_pools {
+        true => nodes::NodePools::Every,
+        false => nodes::NodePools::Named(&msg.nodepools),
     };
-    let listed = match msg.nodepools.is_empty() && !msg.all_pools {
-        true => vec![],
-        false => {
-            Api::<Node>::all(client.clone())
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|e| Error::kube(format!("list nodes ({selector})"), e))?
-                .items
-        }
-    };
+    let listed = nodes::of_nodepools(client, pools)
+        .await
+        .map_err(|(what, e)| Error::kube(what, e))?;
     let now = chrono::Utc::now();
     for node in listed {
         let name = node.metadata.name.clone().unwrap_or_default();
