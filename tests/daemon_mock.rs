@@ -8,93 +8,18 @@
 
 mod support;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use node_drain::actors::planner::Identity;
-use node_drain::actors::{self, Deps};
-use node_drain::alerts::dedupe::Dedupe;
-use node_drain::cli::DrainOptions;
-use node_drain::config::DaemonConfig;
-use node_drain::drain::{OnTimeout, Retire};
 use node_drain::ingress::intake::Daemon;
 use node_drain::k8s::fence::Fence;
-use node_drain::k8s::lease::Role;
+use node_drain::k8s::lease::{Contact, Role};
 use serde_json::json;
 use support::fake_lease::*;
+use support::fronts::*;
 use support::http::Server;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-const TOKEN: &str = "t0ken";
-
-fn options() -> DrainOptions {
-    DrainOptions {
-        on_timeout: OnTimeout::Restore,
-        drain_timeout: Duration::from_secs(60),
-        retire: Retire::None,
-        eviction_rate: 100,
-        eviction_burst: 100,
-        orphan_after: Duration::from_secs(60),
-        slack_flush_timeout_seconds: 0,
-        node_evictions_in_flight: 8,
-    }
-}
-
-/// The daemon's shared state and its HTTP server on 127.0.0.1:0.
-struct Fronts {
-    daemon: Arc<Daemon>,
-    url: String,
-    /// The queue's receiving end: kept, so alerts can be queued (202).
-    _queue: tokio::sync::mpsc::Receiver<node_drain::ingress::intake::Job>,
-}
-
-fn fronts(client: kube::Client, role: watch::Receiver<Role>, fence: Fence) -> Fronts {
-    let actors = actors::start(Deps {
-        client,
-        prometheus: None,
-        karpenter_metrics: None,
-        slack: None,
-        cluster: "test".into(),
-        eviction_rate: 100,
-        eviction_burst: 100,
-        identity: Identity {
-            holder: "me".into(),
-            ..Default::default()
-        },
-        fault: None,
-        lease: Some("default/test".into()),
-    });
-    let config =
-        DaemonConfig::parse("rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n")
-            .unwrap();
-    let (queue, rx) = tokio::sync::mpsc::channel(10_000);
-    let daemon = Arc::new(Daemon {
-        actors,
-        config: Arc::new(RwLock::new(Arc::new(config))),
-        nodepool: "pool".into(),
-        opts: options(),
-        max_nodes: 1,
-        role,
-        fence,
-        reconciled: AtomicBool::new(true),
-        shutting_down: AtomicBool::new(false),
-        paused: AtomicBool::new(false),
-        queue,
-        dedupe: std::sync::Arc::new(Mutex::new(Dedupe::new(Duration::from_secs(60), 100))),
-        token: RwLock::new(Some(TOKEN.as_bytes().to_vec())),
-    });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = node_drain::ingress::http::serve(listener, daemon.clone()).unwrap();
-    actix::spawn(server);
-    Fronts {
-        daemon,
-        url,
-        _queue: rx,
-    }
-}
 
 fn alert(n: u32) -> String {
     let labels = json!({"alertname": "NodeDiskPressure", "node": "n1"});
@@ -108,7 +33,12 @@ async fn a_wedged_leader_stops_being_ready_and_taking_alerts_when_its_fence_clos
     let s = settings("me");
     let (renew_deadline, bound) = (s.renew_deadline, s.renew_deadline + s.retry_period);
     let mut r = elect(client(&server).await, s);
-    let front = fronts(client(&server).await, r.role.clone(), r.fence.clone());
+    let front = fronts(
+        client(&server).await,
+        r.role.clone(),
+        r.fence.clone(),
+        r.contact.clone(),
+    );
     let url = front.url.clone();
     wait_leader(&mut r, Duration::from_secs(5)).await;
     assert_eq!(front.daemon.unavailable(), None, "the leader takes work");
@@ -186,7 +116,12 @@ async fn a_wedged_leader_stops_being_ready_and_taking_alerts_when_its_fence_clos
 async fn leader() -> (Fronts, Server) {
     let server = fake_api(fresh()).await;
     let (_, role) = watch::channel(Role::Leader);
-    let fronts = fronts(client(&server).await, role, Fence::open());
+    let fronts = fronts(
+        client(&server).await,
+        role,
+        Fence::open(),
+        Contact::default(),
+    );
     (fronts, server)
 }
 
@@ -295,7 +230,12 @@ async fn a_follower_refuses_pause_and_cancel_naming_the_leader_and_a_leader_answ
     let (_, role) = watch::channel(Role::Follower {
         holder: Some("other-replica".into()),
     });
-    let f = fronts(client(&server).await, role, Fence::closed());
+    let f = fronts(
+        client(&server).await,
+        role,
+        Fence::closed(),
+        Contact::default(),
+    );
     let (socket, stop) = admin_socket(f.daemon.clone(), Duration::from_secs(30));
     for line in [
         r#"{"cmd":"pause"}"#,

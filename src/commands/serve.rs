@@ -19,6 +19,7 @@ use crate::actors::{Actors, Deps};
 use crate::alerts::dedupe::Dedupe;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::DaemonConfig;
+use crate::drain::PodRef;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::ingress::intake::{mailbox, run_queue, watch_token, Daemon};
@@ -69,6 +70,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         lease: Some(lease_id.clone()),
     });
 
+    let mut lease = LeaseSettings::new(lease_namespace, identity.holder.clone());
+    lease.name = args.lease_name.clone();
+    let elector = Elector::new(elector_client, lease, fence.clone());
+    let (contact, contact_window) = elector.contact();
     let (role_tx, role_rx) = watch::channel(Role::Follower { holder: None });
     let (queue_tx, queue_rx) = mpsc::channel(args.queue_size as usize);
     let shared = Arc::new(RwLock::new(Arc::new(config)));
@@ -89,6 +94,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
             100_000,
         ))),
         token: RwLock::new(None),
+        contact,
+        contact_window,
     });
     watch_token(
         daemon.clone(),
@@ -134,11 +141,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         "node-drain serve: listening"
     );
 
-    let mut lease = LeaseSettings::new(lease_namespace, identity.holder.clone());
-    lease.name = args.lease_name.clone();
-    let elector = Elector::new(elector_client, lease, fence.clone());
     let mut election = tokio::spawn(elector.run(role_tx, stop.clone()));
-    tokio::spawn(reconcile_when_leader(daemon.clone(), lease_id, role_rx));
+    let label = RoleLabel {
+        client: client.clone(),
+        own: identity.own_pod.clone(),
+    };
+    tokio::spawn(reconcile_when_leader(
+        daemon.clone(),
+        lease_id,
+        role_rx.clone(),
+        label.clone(),
+    ));
 
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<&'static str>();
     let signal_tx = Mutex::new(Some(signal_tx));
@@ -166,6 +179,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
             if !handed.is_empty() {
                 info!(nodes = handed.join(",").as_str(), "left recorded for the next leader");
             }
+            if *role_rx.borrow() == Role::Leader {
+                label.resign().await;
+            }
             stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
             flush(&actors).await;
@@ -190,17 +206,22 @@ async fn flush(actors: &Actors) {
 /// whose run stopped beating (a CLI's, or a leader's of another Lease). What
 /// this Lease's leaders claimed in a NodePool the config no longer names is
 /// given back (restored), at election and when the NodePool leaves the config.
+/// Once reconciled, the leader labels its own Pod (see `k8s::role_label`),
+/// retried each round until it lands.
 async fn reconcile_when_leader(
     daemon: Arc<Daemon>,
     lease: String,
     mut role: watch::Receiver<Role>,
+    label: RoleLabel,
 ) {
     let mut first = true;
+    let mut labelled = false;
     let mut managed_before: Vec<String> = vec![];
     loop {
         if *role.borrow() != Role::Leader {
             daemon.reconciled.store(false, Ordering::SeqCst);
             first = true;
+            labelled = false;
             if role.changed().await.is_err() {
                 return;
             }
@@ -232,12 +253,66 @@ async fn reconcile_when_leader(
                 }
                 first = false;
                 daemon.reconciled.store(true, Ordering::SeqCst);
+                if !labelled {
+                    labelled = label.claim().await;
+                }
             }
             Ok(Err(e)) | Err(e) => warn!(error = %e, "reconciliation failed; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
             _ = role.changed() => {}
+        }
+    }
+}
+
+/// This replica's Pod, which the leader labels (none outside a Pod).
+#[derive(Clone)]
+struct RoleLabel {
+    client: kube::Client,
+    own: Option<PodRef>,
+}
+
+impl RoleLabel {
+    /// Whether the label is in place (or there is no Pod to label).
+    async fn claim(&self) -> bool {
+        let Some(own) = &self.own else {
+            return true;
+        };
+        match crate::k8s::role_label::claim(&self.client, own).await {
+            Ok(unlabelled) => {
+                info!(
+                    pod = own.name.as_str(),
+                    unlabelled = unlabelled.join(",").as_str(),
+                    "labelled this Pod the leader: the webhook Service routes here"
+                );
+                true
+            }
+            Err(e) => {
+                warn!(
+                    error = e.as_str(),
+                    "could not label this Pod the leader; retrying"
+                );
+                false
+            }
+        }
+    }
+
+    async fn resign(&self) {
+        let Some(own) = &self.own else {
+            return;
+        };
+        let unlabel = crate::k8s::role_label::resign(&self.client, own);
+        match tokio::time::timeout(Duration::from_secs(2), unlabel).await {
+            Ok(Ok(())) => info!(
+                pod = own.name.as_str(),
+                "took the leader label off this Pod"
+            ),
+            Ok(Err(e)) => warn!(
+                error = e.as_str(),
+                "could not take the leader label off this Pod"
+            ),
+            Err(_) => warn!("taking the leader label off this Pod timed out"),
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::config::{current, SharedConfig};
 use crate::drain::DrainSettings;
 use crate::error::{Error, Result};
 use crate::k8s::fence::Fence;
-use crate::k8s::lease::Role;
+use crate::k8s::lease::{Contact, Role};
 use crate::messages::{Admit, Admitted, MeasureAllocateRates, PlanWave, Release, StartRun, Target};
 
 /// One queued request from an alert.
@@ -48,6 +48,10 @@ pub struct Daemon {
     pub dedupe: Arc<Mutex<Dedupe>>,
     /// The webhook's bearer token, re-read when its file changes.
     pub token: RwLock<Option<Vec<u8>>>,
+    /// When the elector last heard from the API server, and how recent that
+    /// must be for this replica to be healthy (`/readyz/replica`).
+    pub contact: Contact,
+    pub contact_window: Duration,
 }
 
 impl Daemon {
@@ -75,6 +79,24 @@ impl Daemon {
         }
         if self.paused.load(Ordering::SeqCst) {
             return Some("intake is paused (node-drain admin resume)".into());
+        }
+        None
+    }
+
+    /// None when this replica is healthy, leader or follower: not shutting
+    /// down, its elector answered recently, and, if leader, its fence open.
+    pub fn unhealthy(&self) -> Option<String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Some("shutting down".into());
+        }
+        if *self.role.borrow() == Role::Leader && !self.fence.is_open() {
+            return Some("the leadership lease could not be renewed in time (fenced)".into());
+        }
+        if !self.contact.within(self.contact_window) {
+            return Some(format!(
+                "no answer from the API server about the Lease within {:?}",
+                self.contact_window
+            ));
         }
         None
     }

@@ -10,6 +10,7 @@
 //! renewing request + the renew deadline, well inside the lease a follower
 //! waits out.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -61,10 +62,34 @@ pub enum Role {
 #[error("leadership lost: {0}")]
 pub struct Lost(pub String);
 
+/// When the elector last had an answer about its Lease from the API server,
+/// as leader or follower: a replica is healthy (`/readyz/replica`) while that
+/// is recent, whoever leads.
+#[derive(Debug, Clone, Default)]
+pub struct Contact(Arc<Mutex<Option<Instant>>>);
+
+impl Contact {
+    fn heard(&self) {
+        if let Ok(mut at) = self.0.lock() {
+            *at = Some(Instant::now());
+        }
+    }
+
+    /// Whether the last answer came within `window`.
+    pub fn within(&self, window: Duration) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() <= window)
+    }
+}
+
 pub struct Elector {
     api: Api<Lease>,
     s: LeaseSettings,
     fence: Fence,
+    contact: Contact,
     /// The record's resourceVersion when last seen to change, and when (our clock).
     observed: Option<(String, Instant)>,
     /// When the last successful renewal started.
@@ -83,9 +108,19 @@ impl Elector {
             api: Api::namespaced(client, &s.namespace),
             s,
             fence,
+            contact: Contact::default(),
             observed: None,
             renewed: None,
         }
+    }
+
+    /// When this elector last had an answer, and how recent it must be for
+    /// the replica to count as healthy: the renew deadline and a retry.
+    pub fn contact(&self) -> (Contact, Duration) {
+        (
+            self.contact.clone(),
+            self.s.renew_deadline + self.s.retry_period,
+        )
     }
 
     /// Campaigns, then holds the lease, until `stop` (the lease is released) or
@@ -116,6 +151,9 @@ impl Elector {
                     self.s.namespace, self.s.name
                 )),
             };
+            if attempt.is_ok() {
+                self.contact.heard();
+            }
             match attempt {
                 Ok(Attempt::Leader) => {
                     self.renewed = Some(t0);

@@ -10,6 +10,7 @@ pub mod karpenter;
 pub mod lease;
 pub mod nodes;
 pub mod pods;
+pub mod role_label;
 
 pub use client::{client, USER_AGENT};
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use node_drain::k8s::fence::Fence;
-use node_drain::k8s::lease::{Elector, LeaseSettings, Lost, Role};
+use node_drain::k8s::lease::{Contact, Elector, LeaseSettings, Lost, Role};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -161,18 +161,23 @@ pub struct Running {
     pub role: watch::Receiver<Role>,
     pub stop: CancellationToken,
     pub task: tokio::task::JoinHandle<Result<(), Lost>>,
+    /// When the elector last had an answer.
+    pub contact: Contact,
 }
 
 pub fn elect(client: kube::Client, s: LeaseSettings) -> Running {
     let fence = Fence::closed();
     let (tx, role) = watch::channel(Role::Follower { holder: None });
     let stop = CancellationToken::new();
-    let task = tokio::spawn(Elector::new(client, s, fence.clone()).run(tx, stop.clone()));
+    let elector = Elector::new(client, s, fence.clone());
+    let (contact, _) = elector.contact();
+    let task = tokio::spawn(elector.run(tx, stop.clone()));
     Running {
         fence,
         role,
         stop,
         task,
+        contact,
     }
 }
 

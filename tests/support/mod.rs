@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod daemon;
 pub mod fake_lease;
+pub mod fronts;
 pub mod http;
 pub mod nodes;
 pub mod observe;

@@ -1,5 +1,6 @@
 //! The daemon's HTTP server, one address: `POST /v1/alerts` (the Alertmanager
-//! webhook, `alerts`), `GET /healthz`, `/readyz`, `/metrics`, `/v1/status`
+//! webhook, `alerts`), `GET /healthz`, `/readyz` (the leader), `/readyz/replica` (any
+//! healthy replica), `/metrics`, `/v1/status`
 //! (`probes`). Handlers read and answer; work goes through `Daemon`.
 
 mod alerts;
@@ -25,6 +26,7 @@ pub fn serve(
             .route("/v1/alerts", web::post().to(alerts::receive))
             .route("/healthz", web::get().to(probes::healthz))
             .route("/readyz", web::get().to(probes::readyz))
+            .route("/readyz/replica", web::get().to(probes::replica))
             .route("/metrics", web::get().to(probes::metrics))
             .route("/v1/status", web::get().to(probes::status))
     })

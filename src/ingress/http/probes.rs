@@ -22,6 +22,22 @@ pub async fn readyz(daemon: web::Data<Daemon>) -> HttpResponse {
     }
 }
 
+/// Ready as a replica: healthy, leader or follower (the Deployment's
+/// readiness, so a rolling update finishes; webhooks reach the leader through
+/// its Pod's role label, `k8s::role_label`).
+pub async fn replica(daemon: web::Data<Daemon>) -> HttpResponse {
+    match daemon.unhealthy() {
+        None => {
+            let role = match &*daemon.role.borrow() {
+                crate::k8s::lease::Role::Leader => "leader",
+                crate::k8s::lease::Role::Follower { .. } => "follower",
+            };
+            HttpResponse::Ok().body(format!("ok ({role})\n"))
+        }
+        Some(why) => HttpResponse::ServiceUnavailable().body(format!("{why}\n")),
+    }
+}
+
 pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
