@@ -110,6 +110,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
     let address = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
+    if points_at_itself(&global.prometheus_address, address.port()) {
+        warn!(
+            prometheus = global.prometheus_address.as_str(),
+            "PROMETHEUS_ADDRESS is this daemon's own HTTP port (the default): drain-nodepool and plans will fail; set --prometheus-address"
+        );
+    }
     let server = crate::ingress::http::serve(listener, daemon.clone())
         .map_err(|e| Error::Internal(format!("HTTP server: {e}")))?;
     let http = server.handle();
@@ -314,5 +320,31 @@ impl RoleLabel {
             ),
             Err(_) => warn!("taking the leader label off this Pod timed out"),
         }
+    }
+}
+
+/// Whether a Prometheus address is this daemon's own HTTP server (the
+/// seed's default, `http://localhost:8080/prometheus`, is, on port 8080).
+fn points_at_itself(prometheus: &str, port: u16) -> bool {
+    let Ok(url) = reqwest::Url::parse(prometheus) else {
+        return false;
+    };
+    let local = matches!(
+        url.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0")
+    );
+    local && url.port_or_known_default() == Some(port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::points_at_itself;
+
+    #[test]
+    fn the_default_prometheus_address_is_the_daemons_own_port() {
+        assert!(points_at_itself("http://localhost:8080/prometheus", 8080));
+        assert!(!points_at_itself("http://localhost:8080/prometheus", 18080));
+        assert!(!points_at_itself("http://prometheus.monitoring.svc:9090", 8080));
+        assert!(!points_at_itself("http://prometheus:8080", 8080));
     }
 }
