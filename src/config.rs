@@ -25,6 +25,12 @@ pub struct DaemonConfig {
     pub nodepools: Vec<String>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// When rotation waves may start (none: any time).
+    #[serde(default, rename = "maintenanceWindows")]
+    pub maintenance_windows: Vec<crate::maintenance::WindowSpec>,
+    /// `maintenance_windows`, checked.
+    #[serde(skip)]
+    pub windows: Vec<crate::maintenance::Window>,
 }
 
 impl DaemonConfig {
@@ -40,7 +46,12 @@ impl DaemonConfig {
                     .into(),
             );
         }
-        let config: DaemonConfig = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        let mut config: DaemonConfig = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        for (i, spec) in config.maintenance_windows.iter().enumerate() {
+            let window = crate::maintenance::Window::new(spec.clone())
+                .map_err(|e| format!("maintenanceWindows[{i}].{e}"))?;
+            config.windows.push(window);
+        }
         for (i, pool) in config.nodepools.iter().enumerate() {
             crate::plan::validate_nodepool_name(pool)
                 .map_err(|e| format!("nodepools[{i}]: {e}"))?;
@@ -183,6 +194,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.rules.len(), 1);
         assert_eq!(c.nodepools("main"), vec!["main".to_string()]);
+        let c = DaemonConfig::parse(
+            "rules: []\nmaintenanceWindows:\n  - schedule: '0 2 * * TUE'\n    duration: 4h\n    timeZone: Europe/Berlin\n",
+        )
+        .unwrap();
+        assert_eq!(c.windows.len(), 1);
         for (text, needle) in [
             // An empty file (a ConfigMap key left empty, a truncated write) is
             // refused like a bad one, never taken as "no rules".
@@ -208,6 +224,18 @@ mod tests {
                 "rules[0].alertname",
             ),
             ("nodepools: ['Bad Name']\n", "nodepools[0]"),
+            (
+                "maintenanceWindows:\n  - {schedule: '0 2 * * TUE', duration: 4h, timeZone: Mars/Base}\n",
+                "maintenanceWindows[0].timeZone: \"Mars/Base\" is not an IANA time zone",
+            ),
+            (
+                "maintenanceWindows:\n  - {schedule: '0 25 * * *', duration: 4h}\n",
+                "maintenanceWindows[0].schedule: hour: 25 is outside 0-23",
+            ),
+            (
+                "maintenanceWindows:\n  - {schedule: '0 2 * * *', duration: 4h, tz: UTC}\n",
+                "tz",
+            ),
             ("rules: 3\n", "rules"),
         ] {
             let err = DaemonConfig::parse(text).unwrap_err();

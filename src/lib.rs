@@ -31,6 +31,8 @@ pub mod identity;
 pub mod ingress;
 /// Every Kubernetes API call.
 pub mod k8s;
+/// Maintenance windows: when rotation waves may start.
+pub mod maintenance;
 /// Every message the actors exchange.
 pub mod messages;
 /// The wave: allocate rates, size and caps, budgets, candidates.

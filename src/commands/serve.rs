@@ -344,7 +344,10 @@ mod tests {
     fn the_default_prometheus_address_is_the_daemons_own_port() {
         assert!(points_at_itself("http://localhost:8080/prometheus", 8080));
         assert!(!points_at_itself("http://localhost:8080/prometheus", 18080));
-        assert!(!points_at_itself("http://prometheus.monitoring.svc:9090", 8080));
+        assert!(!points_at_itself(
+            "http://prometheus.monitoring.svc:9090",
+            8080
+        ));
         assert!(!points_at_itself("http://prometheus:8080", 8080));
     }
 }

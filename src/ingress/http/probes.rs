@@ -64,8 +64,11 @@ pub async fn status_json(daemon: &Daemon) -> crate::Result<serde_json::Value> {
         crate::k8s::lease::Role::Leader => json!({"leader": true}),
         crate::k8s::lease::Role::Follower { holder } => json!({"leader": false, "holder": holder}),
     };
+    let windows = &crate::config::current(&daemon.config).windows;
+    let now = jiff::Timestamp::now();
     Ok(json!({
         "role": role,
+        "maintenance": crate::maintenance::state(windows, now),
         "unavailable": daemon.unavailable(),
         "nodepools": daemon.nodepools(),
         "queue": daemon.queue.max_capacity() - daemon.queue.capacity(),
