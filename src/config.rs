@@ -28,6 +28,9 @@ pub struct DaemonConfig {
     /// When rotation waves may start (none: any time).
     #[serde(default, rename = "maintenanceWindows")]
     pub maintenance_windows: Vec<crate::maintenance::WindowSpec>,
+    /// Silence the alerts of nodes node-drain retires (`crate::silences`).
+    #[serde(default)]
+    pub silences: Option<crate::silences::SilenceConfig>,
     /// `maintenance_windows`, checked.
     #[serde(skip)]
     pub windows: Vec<crate::maintenance::Window>,
@@ -47,6 +50,9 @@ impl DaemonConfig {
             );
         }
         let mut config: DaemonConfig = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(silences) = &config.silences {
+            silences.check().map_err(|e| format!("silences.{e}"))?;
+        }
         for (i, spec) in config.maintenance_windows.iter().enumerate() {
             let window = crate::maintenance::Window::new(spec.clone())
                 .map_err(|e| format!("maintenanceWindows[{i}].{e}"))?;

@@ -41,6 +41,8 @@ pub mod plan;
 pub mod prometheus;
 /// SIGINT/SIGTERM, listened for once.
 pub mod shutdown;
+/// Alertmanager silences for the nodes node-drain retires.
+pub mod silences;
 /// Slack incoming-webhook messages.
 pub mod slack;
 /// tracing setup.

@@ -102,6 +102,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         args.webhook_token_file.clone(),
         Duration::from_secs(2),
     );
+    crate::silences::install(shared.clone());
     if let Some(path) = &args.config {
         crate::config::watch(path.clone(), shared, Duration::from_secs(2));
     }

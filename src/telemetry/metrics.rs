@@ -28,6 +28,7 @@ pub struct Metrics {
     alerts: Family<Labels, Counter>,
     config_reloads: Family<Labels, Counter>,
     admin_requests: Family<Labels, Counter>,
+    silences: Family<Labels, Counter>,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -54,6 +55,7 @@ impl Metrics {
             alerts: Family::default(),
             config_reloads: Family::default(),
             admin_requests: Family::default(),
+            silences: Family::default(),
             registry: Registry::default(),
         };
         registry.register("drains", "Node drains by result", m.drains.clone());
@@ -117,6 +119,11 @@ impl Metrics {
             "Admin socket requests by command and result",
             m.admin_requests.clone(),
         );
+        registry.register(
+            "silences",
+            "Alertmanager silences for retired nodes, by result (created, expired, error)",
+            m.silences.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -172,6 +179,12 @@ impl Metrics {
         let result = if ok { "ok" } else { "error" };
         self.admin_requests
             .get_or_create(&labels(&[("command", command), ("result", result)]))
+            .inc();
+    }
+
+    pub fn silence(&self, result: &str) {
+        self.silences
+            .get_or_create(&labels(&[("result", result)]))
             .inc();
     }
 

@@ -235,6 +235,10 @@ pub async fn retire(cx: &RunContext, node: &str) -> Result<(), StepError> {
         "every planned pod is gone".into(),
     )
     .await;
+    let silenced = match (cx.settings.retire, &claim) {
+        (Retire::Node, _) | (Retire::Nodeclaim, Some(_)) => silence(cx, node).await,
+        _ => vec![],
+    };
     let (retired, note) = match (cx.settings.retire, claim) {
         (Retire::None, _) => ("none (left cordoned)".to_string(), None),
         (Retire::Node, _) => {
@@ -290,9 +294,27 @@ pub async fn retire(cx: &RunContext, node: &str) -> Result<(), StepError> {
             )
         }
     };
+    if let Some(silencer) = crate::silences::get() {
+        silencer.expire_when_gone(cx.client.clone(), node.to_string(), silenced);
+    }
     update(cx, node, |p| {
         p.retired = Some(retired);
         p.retire_note = note;
     });
     Ok(())
+}
+
+/// Silences the node's alerts for its retirement (daemon with `silences`
+/// configured); never fails the drain.
+async fn silence(cx: &RunContext, node: &str) -> Vec<String> {
+    let Some(silencer) = crate::silences::get() else {
+        return vec![];
+    };
+    match nodes::get(&cx.client, node).await {
+        Ok(Some(n)) => {
+            let comment = format!("node-drain run {} retires {node}", cx.run_id);
+            silencer.silence(&n, &comment).await
+        }
+        _ => vec![],
+    }
 }
