@@ -115,7 +115,10 @@ fn the_service_account_may_not_read_secrets_create_pods_or_nodes_or_grant_itself
 fn the_retire_node_overlay_adds_nodes_delete_and_nothing_else() {
     let env = TestEnv::load();
     apply_rbac(&env);
-    let copy = apply_rbac_copy(&env, &objects(&kustomize(&env, "deploy/overlays/retire-node")));
+    let copy = apply_rbac_copy(
+        &env,
+        &objects(&kustomize(&env, "deploy/overlays/retire-node")),
+    );
     let mut wrong = wrong_answers(&env, &copy.user, &["delete nodes -A"], true);
     wrong.extend(wrong_answers(&env, &copy.user, MUST, true));
     let still_not: Vec<&str> = MUST_NOT

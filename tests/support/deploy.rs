@@ -32,9 +32,7 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin is piped");
         pipe.write_all(input).expect("write stdin");
@@ -281,7 +279,12 @@ pub fn apply_rbac_copy<'a>(env: &'a TestEnv, rendered: &[Value]) -> RbacCopy<'a>
     let role = rendered.iter().any(|o| str_at(o, "/kind") == "Role");
     let seen = || {
         can_i(env, &user, "get nodes -A")
-            && (!role || can_i(env, &user, "create leases.coordination.k8s.io -n node-drain"))
+            && (!role
+                || can_i(
+                    env,
+                    &user,
+                    "create leases.coordination.k8s.io -n node-drain",
+                ))
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !seen() && std::time::Instant::now() < deadline {
