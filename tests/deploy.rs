@@ -1,6 +1,7 @@
-//! `deploy/` is real: its RBAC is enough for a whole drain (run as the
-//! ServiceAccount through impersonation), not more than a ServiceAccount without
-//! it gets, and the CronJob manifest is accepted by the API server.
+//! `deploy/` is real: its RBAC (`deploy/base/rbac.yaml`) is enough for a whole
+//! drain, run as the ServiceAccount through impersonation, and a ServiceAccount
+//! without it gets nothing. tests/deploy_rbac.rs asks for each call one by one;
+//! tests/deploy_manifests.rs and tests/deploy_helm.rs check the other objects.
 
 mod support;
 
@@ -12,14 +13,6 @@ const SMALL: Requests = Requests {
     cpu: "1",
     memory: "1Gi",
 };
-
-fn kubectl(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env.kubectl())
-        .env("KUBECONFIG", env.kubeconfig())
-        .args(args)
-        .output()
-        .expect("kubectl")
-}
 
 /// The testenv kubeconfig acting as `user` (in `groups`).
 fn impersonating_kubeconfig(env: &TestEnv, user: &str, groups: &[&str]) -> tempfile_path::Path {
@@ -49,29 +42,10 @@ mod tempfile_path {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_deploy_rbac_is_enough_for_a_drain_and_the_cronjob_is_valid() {
+async fn the_deploy_rbac_is_enough_for_a_drain() {
     let env = TestEnv::load();
     let client = env.client().await;
-    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
-    let out = kubectl(
-        &env,
-        &["apply", "-f", manifests.join("rbac.yaml").to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = kubectl(
-        &env,
-        &[
-            "apply",
-            "--dry-run=server",
-            "-f",
-            manifests.join("cronjob.yaml").to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "the CronJob manifest is valid: {}",
-        text(&out.stderr)
-    );
+    support::deploy::apply_rbac(&env);
 
     let ns = TestNamespace::create(&client, "deploy-rbac").await;
     let pool = TestNodePool::create(&client, "deploy-rbac", "c-4x-amd64-linux", None).await;
@@ -136,7 +110,7 @@ async fn the_deploy_rbac_is_enough_for_a_drain_and_the_cronjob_is_valid() {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "the RBAC in deploy/ must be enough:\n{stdout}\n{stderr}"
+        "the RBAC in deploy/base/rbac.yaml must be enough:\n{stdout}\n{stderr}"
     );
     assert!(
         stdout.contains("NodeClaim") && stdout.contains("deleted"),

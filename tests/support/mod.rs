@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod deploy;
 pub mod fake_lease;
 pub mod fronts;
 pub mod http;
