@@ -3,8 +3,9 @@
 //! root filesystem with every capability dropped, in in-cluster mode for real
 //! (a ServiceAccount token from a TokenRequest, the cluster CA and the
 //! namespace at the ServiceAccount path, `KUBERNETES_SERVICE_HOST/PORT`), with
-//! only the RBAC that `deploy/` ships. It wins the Lease `node-drain/node-drain`,
-//! drains a node named by an Alertmanager webhook (every API call as the
+//! only the RBAC that `deploy/` ships (copied into a namespace of its own: see
+//! `ShippedRbac`). It creates and wins the Lease `node-drain` there, drains a
+//! node named by an Alertmanager webhook (every API call as the
 //! ServiceAccount: the audit log says so), tells a fake Slack addressed by
 //! host name (`localhost`: name resolution in a FROM scratch image), answers
 //! `node-drain admin status` through `podman exec` as the same uid, reaches
@@ -23,20 +24,17 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::Api;
 use kube::runtime::watcher;
 use serde_json::{json, Value};
 use support::daemon::{alert, free_port, tempdir, TOKEN};
 use support::http::{serve, Request, Response};
 use support::*;
 
-/// The namespace, ServiceAccount and Lease the shipped manifests use.
-const NAMESPACE: &str = "node-drain";
+/// The ServiceAccount and the Lease the shipped manifests name.
 const SERVICE_ACCOUNT: &str = "node-drain";
 const LEASE: &str = "node-drain";
-/// Who the API server must see: in-cluster mode with the mounted token.
-const SERVICE_ACCOUNT_USER: &str = "system:serviceaccount:node-drain:node-drain";
 /// The image's non-root user (Containerfile, Containerfile.scratch).
 const USER: &str = "65532:65532";
 /// Where a pod's ServiceAccount credentials are mounted (kube reads them there).
@@ -63,11 +61,97 @@ fn shipped_rbac() -> PathBuf {
 }
 
 fn kubectl(env: &TestEnv, args: &[&str]) -> Output {
-    Command::new(env.kubectl())
+    kubectl_with_input(env, args, "")
+}
+
+fn kubectl_with_input(env: &TestEnv, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env.kubectl())
         .env("KUBECONFIG", env.kubeconfig())
         .args(args)
-        .output()
-        .expect("run kubectl")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().expect("run kubectl")
+}
+
+/// The shipped RBAC file, installed for a ServiceAccount of the test's own:
+/// its namespaced objects moved into the test's namespace, its cluster-wide
+/// ones (and the roleRefs naming them) suffixed with that namespace's name.
+/// The test cluster is shared: the canonical `node-drain` objects are also
+/// applied, in other versions, by other tests and branches, so a rule missing
+/// from this file could be granted by one of those and go unseen. Here the
+/// ServiceAccount gets this file's rules and nothing else. Cluster-wide
+/// copies are deleted when dropped (the namespace takes the rest).
+struct ShippedRbac {
+    cluster_objects: Vec<(String, String)>,
+}
+
+impl ShippedRbac {
+    fn install(env: &TestEnv, namespace: &str) -> Self {
+        let path = shipped_rbac();
+        let source = std::fs::read_to_string(&path).unwrap();
+        let rename = |name: &str| format!("{name}-{namespace}");
+        let mut items = Vec::new();
+        let mut cluster_objects = Vec::new();
+        for document in serde_norway::Deserializer::from_str(&source) {
+            let mut object = <Value as serde::Deserialize>::deserialize(document)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let kind = object["kind"].as_str().unwrap_or_default().to_string();
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            match kind.as_str() {
+                "" | "Namespace" => continue,
+                "ClusterRole" | "ClusterRoleBinding" => {
+                    object["metadata"]["name"] = json!(rename(&name));
+                    cluster_objects.push((kind.clone(), rename(&name)));
+                }
+                _ => object["metadata"]["namespace"] = json!(namespace),
+            }
+            if object["roleRef"]["kind"] == "ClusterRole" {
+                let role = object["roleRef"]["name"].as_str().unwrap_or_default();
+                object["roleRef"]["name"] = json!(rename(role));
+            }
+            if let Some(subjects) = object["subjects"].as_array_mut() {
+                for subject in subjects
+                    .iter_mut()
+                    .filter(|s| s["kind"] == "ServiceAccount")
+                {
+                    subject["namespace"] = json!(namespace);
+                }
+            }
+            items.push(object);
+        }
+        let rbac = Self { cluster_objects };
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+        let out = kubectl_with_input(env, &["apply", "-f", "-"], &list.to_string());
+        assert!(
+            out.status.success(),
+            "apply {} (in namespace {namespace}): {}",
+            path.display(),
+            text(&out.stderr)
+        );
+        rbac
+    }
+}
+
+impl Drop for ShippedRbac {
+    fn drop(&mut self) {
+        let env = TestEnv::load();
+        for (kind, name) in &self.cluster_objects {
+            let _ = kubectl(
+                &env,
+                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
+            );
+        }
+    }
 }
 
 /// podman with what these machines need (research note: crun refuses hybrid
@@ -116,8 +200,9 @@ impl Container {
         container
     }
 
+    /// The last 40 lines of its log (for failure messages).
     fn logs(&self) -> String {
-        let out = podman().args(["logs", &self.name]).output();
+        let out = podman().args(["logs", "--tail", "40", &self.name]).output();
         out.map(|o| format!("{}{}", text(&o.stdout), text(&o.stderr)))
             .unwrap_or_default()
     }
@@ -203,14 +288,14 @@ fn readable_dir(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// Audit events of the ServiceAccount (the in-cluster identity): (verb,
+/// Audit events of `user` (the in-cluster identity): (verb,
 /// resource/subresource, namespace, name, response code).
-fn audit_by_service_account(env: &TestEnv) -> Vec<(String, String, String, String, u64)> {
+fn audit_by(env: &TestEnv, user: &str) -> Vec<(String, String, String, String, u64)> {
     let log = std::fs::read_to_string(env.var("TESTENV_AUDIT_LOG")).unwrap_or_default();
     log.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["stage"] == "ResponseComplete")
-        .filter(|e| e["user"]["username"] == SERVICE_ACCOUNT_USER)
+        .filter(|e| e["user"]["username"] == user)
         .map(|e| {
             let o = &e["objectRef"];
             let field = |v: &Value| v.as_str().unwrap_or("").to_string();
@@ -251,28 +336,11 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
     let scene = Scene::new("image", "c-4x-amd64-linux", None).await;
     let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
 
-    // The shipped RBAC, as `kubectl apply` installs it (`-n`: a kustomize
-    // base may leave namespaces to kustomize).
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    if namespaces.get_opt(NAMESPACE).await.unwrap().is_none() {
-        let object: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
-        let _ = namespaces.create(&PostParams::default(), &object).await;
-    }
-    let rbac = shipped_rbac();
-    let out = kubectl(
-        env,
-        &["apply", "-n", NAMESPACE, "-f", rbac.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "apply {}: {}",
-        rbac.display(),
-        text(&out.stderr)
-    );
-    // No Lease left from an earlier run: creating it is part of what the Role allows.
-    let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
-    let _ = leases.delete(LEASE, &DeleteParams::default()).await;
+    // The shipped RBAC, copied into a namespace of the test's own (see
+    // `ShippedRbac`): only its rules, and all of them, reach the ServiceAccount.
+    let namespace = TestNamespace::create(client, "node-drain-image").await;
+    let rbac = ShippedRbac::install(env, &namespace.name);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace.name);
 
     // The ServiceAccount's credentials, laid out as the kubelet mounts them.
     let dir = tempdir::Dir(std::env::temp_dir().join(unique("node-drain-image")));
@@ -287,7 +355,7 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
             "token",
             SERVICE_ACCOUNT,
             "-n",
-            NAMESPACE,
+            &namespace.name,
             "--duration",
             "1h",
         ],
@@ -299,8 +367,11 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
     );
     write_readable(&account.join("token"), text(&out.stdout).trim());
     let ca = Path::new(&env.var("TESTENV_STATE")).join("pki/ca.crt");
-    write_readable(&account.join("ca.crt"), &std::fs::read_to_string(&ca).unwrap());
-    write_readable(&account.join("namespace"), NAMESPACE);
+    write_readable(
+        &account.join("ca.crt"),
+        &std::fs::read_to_string(&ca).unwrap(),
+    );
+    write_readable(&account.join("namespace"), &namespace.name);
     write_readable(&settings.join("token"), &format!("{TOKEN}\n"));
     write_readable(
         &settings.join("config.yaml"),
@@ -364,7 +435,7 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
         &var("KUBERNETES_SERVICE_PORT", &api_server_port(env).to_string()),
         // The Deployment's downward API: the Lease lives in the pod's namespace.
         "--env",
-        &var("POD_NAMESPACE", NAMESPACE),
+        &var("POD_NAMESPACE", &namespace.name),
         "--env",
         &var("NODEPOOL_NAME", &pool.name),
         "--env",
@@ -399,9 +470,10 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
         ],
     );
 
-    // Leader election as the ServiceAccount: the Role is proven.
+    // Leader election as the ServiceAccount (the Lease is new: created as it):
+    // the Role is proven.
     let holder = wait_for(
-        "the container to hold the Lease node-drain/node-drain",
+        "the container to hold the Lease node-drain in its namespace",
         Duration::from_secs(60),
         || async {
             container.assert_running("waiting for the Lease");
@@ -494,6 +566,13 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
             match get_node(client, &node).await {
                 None => Ok(Some(())),
                 Some(n) if n.metadata.deletion_timestamp.is_some() => Ok(Some(())),
+                Some(n) if annotation(&n, "node-drain.io/state").as_deref() == Some("restored") => {
+                    panic!(
+                        "the drain failed (the node was restored): {:?}; log:\n{}",
+                        annotation(&n, "node-drain.io/reason"),
+                        container.logs()
+                    )
+                }
                 Some(n) => Err(format!(
                     "{:?}; log:\n{}",
                     annotation(&n, "node-drain.io/state"),
@@ -508,13 +587,18 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
     // Cordoned and recorded before its pods left.
     let states = seen.lock().unwrap().clone();
     assert!(
-        states.iter().any(|(cordoned, state)| *cordoned && state == "cordoned")
-            && states.iter().any(|(cordoned, state)| *cordoned && state == "drained"),
+        states
+            .iter()
+            .any(|(cordoned, state)| *cordoned && state == "cordoned")
+            && states
+                .iter()
+                .any(|(cordoned, state)| *cordoned && state == "drained"),
         "the node was cordoned, then recorded drained: {states:?}"
     );
     // Every pod on it evicted once, through the Eviction API, as the ServiceAccount.
     assert_evicted_at_most_once(env, &ns.name);
-    let calls = audit_by_service_account(env);
+    let account_user = format!("system:serviceaccount:{}:{SERVICE_ACCOUNT}", namespace.name);
+    let calls = audit_by(env, &account_user);
     for pod in &on_node {
         assert!(
             calls.iter().any(|(verb, resource, namespace, name, code)| {
@@ -524,7 +608,7 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
                     && name == pod
                     && *code == 201
             }),
-            "pod {pod} evicted by {SERVICE_ACCOUNT_USER}: {calls:?}"
+            "pod {pod} evicted by {account_user}: {calls:?}"
         );
     }
     assert!(
@@ -534,7 +618,7 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
                 && resource == "nodes"
                 && name == &node
                 && *code == 200),
-        "the node patched (cordon, record) by {SERVICE_ACCOUNT_USER}: {calls:?}"
+        "the node patched (cordon, record) by {account_user}: {calls:?}"
     );
     let reasons: Vec<String> = node_events(client, &node)
         .await
@@ -594,6 +678,7 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
     );
 
     drop(container);
-    let _ = leases.delete(LEASE, &DeleteParams::default()).await;
+    drop(rbac);
+    namespace.delete().await;
     scene.cleanup().await;
 }
