@@ -184,12 +184,12 @@ mod tests {
 
     #[test]
     fn the_config_shipped_in_deploy_parses() {
-        let manifest = include_str!("../deploy/serve.yaml");
+        let manifest = include_str!("../deploy/daemon/config.yaml");
         let first = manifest.split("\n---\n").next().unwrap();
         let configmap: serde_norway::Value = serde_norway::from_str(first).unwrap();
         let text = configmap["data"]["config.yaml"].as_str().unwrap();
         let config = DaemonConfig::parse(text).unwrap();
-        assert_eq!(config.rules.len(), 2);
+        assert_eq!(config.rules.len(), 3);
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn describe_kube(e: &kube::Error) -> String {
         kube::Error::Api(s) => {
             let hint = match s.code {
                 401 => " (check the kubeconfig's credentials)",
-                403 => " (check node-drain's RBAC: deploy/rbac.yaml)",
+                403 => " (check node-drain's RBAC: deploy/base/rbac.yaml)",
                 _ => "",
             };
             format!("HTTP {} {}: {}{hint}", s.code, s.reason, s.message)
