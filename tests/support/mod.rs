@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod fake_lease;
 pub mod fronts;
 pub mod http;
+pub mod image;
 pub mod nodes;
 pub mod observe;
 pub mod workloads;
