@@ -253,15 +253,19 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
     // The admin socket, through `podman exec` as the same uid (as `kubectl
     // exec` does): the leader's status.
     let admin_socket = format!("{ADMIN_DIR}/admin.sock");
-    let out = container.exec(&[
-        "admin",
-        "--admin-socket",
-        &admin_socket,
-        "--output",
-        "json",
-        "status",
-    ]);
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let admin = |command: &str| {
+        let out = container.exec(&[
+            "admin",
+            "--admin-socket",
+            &admin_socket,
+            "--output",
+            "json",
+            command,
+        ]);
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out, answer)
+    };
+    let (out, answer) = admin("status");
     assert!(
         out.status.success() && answer["ok"] == json!(true),
         "admin status: {answer} {}",
@@ -271,15 +275,7 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
 
     // Prometheus from inside the image: the plan reads the NodePool's allocate rate.
     wait_nodepool_cpu_metrics(env, &pool.name, None, Some(1.0)).await;
-    let out = container.exec(&[
-        "admin",
-        "--admin-socket",
-        &admin_socket,
-        "--output",
-        "json",
-        "plan",
-    ]);
-    let plan: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let (out, plan) = admin("plan");
     assert!(
         out.status.success() && plan["ok"] == json!(true),
         "admin plan (Prometheus at {}): {plan} {}\n{}",
