@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use prometheus_rules_support::*;
 use serde_json::json;
 use support::daemon::Daemon;
@@ -66,6 +66,27 @@ fn exported(name: &str, exposition: &str) -> bool {
     })
 }
 
+/// The test's Leases (in `default`, where the daemon puts them outside a pod),
+/// deleted when dropped, whether or not the test got to its end.
+struct Leases(TestEnv, Vec<String>);
+
+impl Drop for Leases {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(self.0.kubectl())
+            .env("KUBECONFIG", self.0.kubeconfig())
+            .args([
+                "delete",
+                "lease",
+                "-n",
+                "default",
+                "--ignore-not-found",
+                "--wait=false",
+            ])
+            .args(&self.1)
+            .output();
+    }
+}
+
 /// The families src/telemetry/metrics.rs registers, prefixed: `registry.register(\n "name",`.
 fn registered_names() -> Vec<String> {
     let source = std::fs::read_to_string(concat!(
@@ -110,6 +131,8 @@ async fn node_drains_own_alerts_fire_against_real_daemons() {
     // The follower's Lease, held by someone else for an hour.
     let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
     let held = unique("promrules-held");
+    let leader_lease = unique("promrules-lease");
+    let _leases = Leases(env.clone(), vec![held.clone(), leader_lease.clone()]);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let lease: Lease = serde_json::from_value(json!({
         "metadata": {"name": held},
@@ -125,7 +148,7 @@ async fn node_drains_own_alerts_fire_against_real_daemons() {
     let leader = Daemon::start_args(
         env,
         &pool.name,
-        &unique("promrules-lease"),
+        &leader_lease,
         &unique("leader"),
         CONFIG,
         &[],
@@ -292,6 +315,5 @@ async fn node_drains_own_alerts_fire_against_real_daemons() {
     drop(files);
     drop(leader);
     drop(follower);
-    let _ = leases.delete(&held, &DeleteParams::default()).await;
     scene.cleanup().await;
 }
