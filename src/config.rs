@@ -124,12 +124,14 @@ pub fn watch(path: std::path::PathBuf, shared: SharedConfig, period: Duration) {
                         "config reloaded"
                     );
                     crate::telemetry::metrics::get().config_reloads("ok");
+                    crate::telemetry::metrics::get().config_loaded(true);
                     if let Ok(mut c) = shared.write() {
                         *c = Arc::new(config);
                     }
                 }
                 Err(e) => {
                     crate::telemetry::metrics::get().config_reloads("error");
+                    crate::telemetry::metrics::get().config_loaded(false);
                     tracing::error!(
                         error = e.as_str(),
                         "config reload refused; keeping the last good config"

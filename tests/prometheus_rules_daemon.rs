@@ -4,16 +4,15 @@
 //! leader that is sent a webhook without its token (NodeDrainWebhookClientErrors),
 //! has its config file broken (NodeDrainConfigReloadFailing) and drains a node
 //! whose only pod a PDB protects (NodeDrainEvictionsRefusedByPDB); the leader
-//! must not fire NodeDrainNoLeader. A drain past 1024 s cannot be made cheaply,
-//! so NodeDrainStuck fires on a test exporter's histogram. Every node_drain_*
+//! must not fire NodeDrainNoLeader. A drain stuck past its deadline cannot be
+//! made cheaply, so NodeDrainStuck fires on a test exporter's
+//! `node_drain_drain_deadline_timestamp_seconds`. Every node_drain_*
 //! name the rules and the dashboard use is one the daemon exports.
 
 mod prometheus_rules_support;
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -157,19 +156,18 @@ async fn node_drains_own_alerts_fire_against_real_daemons() {
     let follower = Daemon::start(env, &pool.name, &held, &unique("follower"), CONFIG);
     leader.wait_ready().await;
 
-    // A histogram of drain durations: in namespace `slow` a drain ends past
-    // 1024 s; in `fine` one ends within it (the near miss).
-    // The drains end after the third scrape: increase() needs a sample before.
-    let scrapes = Arc::new(AtomicUsize::new(0));
-    let histogram = serve(move |_req: Request| {
-        let done = u8::from(scrapes.fetch_add(1, Ordering::Relaxed) >= 3);
+    // Drains in progress: in namespace `slow` one is 10 minutes past its
+    // deadline; in `fine` one has an hour left (the near miss).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let deadlines = serve(move |_req: Request| {
         let mut body = String::new();
-        for (namespace, within) in [("slow", 0), ("fine", done)] {
-            for (le, count) in [("512.0", 0), ("1024.0", within), ("+Inf", done)] {
-                body += &format!(
-                    "node_drain_drain_duration_seconds_bucket{{job=\"node-drain\",namespace=\"{namespace}\",le=\"{le}\"}} {count}\n"
-                );
-            }
+        for (namespace, deadline) in [("slow", now - 600), ("fine", now + 3600)] {
+            body += &format!(
+                "node_drain_drain_deadline_timestamp_seconds{{job=\"node-drain\",namespace=\"{namespace}\",node=\"n-{namespace}\"}} {deadline}\n"
+            );
         }
         async move { Response::new(200, "text/plain; version=0.0.4", body) }
     })
@@ -180,7 +178,7 @@ async fn node_drains_own_alerts_fire_against_real_daemons() {
     for (name, url, label) in [
         (&leader_test, leader.url.clone(), &leader_test),
         (&follower_test, follower.url.clone(), &follower_test),
-        (&stuck_test, histogram.url(), &stuck_test),
+        (&stuck_test, deadlines.url(), &stuck_test),
     ] {
         files.target(
             env,
@@ -251,6 +249,29 @@ async fn node_drains_own_alerts_fire_against_real_daemons() {
         Duration::from_secs(120),
     )
     .await;
+    // The PDB holds the leader's drain: its deadline is exported, --drain-timeout
+    // (3m) after it started.
+    let exposition = reqwest::get(format!("{}/metrics", leader.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("node_drain_drain_deadline_timestamp_seconds{{node=\"{node}\"}} ");
+    let deadline: f64 = exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {prefix}in:\n{exposition}"))
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        deadline > now && deadline <= now + 180.0,
+        "deadline {deadline}, now {now}"
+    );
     let follower_alerts = set(&[("NodeDrainNoLeader", "")]);
     wait_firing(
         env,
@@ -284,7 +305,7 @@ async fn node_drains_own_alerts_fire_against_real_daemons() {
     assert_eq!(
         firing(env, &stuck_test, &keys).await,
         stuck_alerts,
-        "the histogram"
+        "the deadlines"
     );
 
     // Every node_drain_* name the rules and the dashboard query is exported.

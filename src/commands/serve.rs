@@ -34,6 +34,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         Some(path) => DaemonConfig::load(path).map_err(Error::Usage)?,
         None => DaemonConfig::default(),
     };
+    crate::telemetry::metrics::get().config_loaded(true);
     if config.rules.is_empty() {
         warn!("no alert rules (--config): every alert is ignored");
     }

@@ -29,6 +29,8 @@ pub struct Metrics {
     config_reloads: Family<Labels, Counter>,
     admin_requests: Family<Labels, Counter>,
     silences: Family<Labels, Counter>,
+    drain_deadline: Family<Labels, Gauge<f64, AtomicU64>>,
+    config_last_reload_successful: Gauge,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -56,6 +58,8 @@ impl Metrics {
             config_reloads: Family::default(),
             admin_requests: Family::default(),
             silences: Family::default(),
+            drain_deadline: Family::default(),
+            config_last_reload_successful: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("drains", "Node drains by result", m.drains.clone());
@@ -124,6 +128,22 @@ impl Metrics {
             "Alertmanager silences for retired nodes, by result (created, expired, error)",
             m.silences.clone(),
         );
+        registry.register(
+            "drain_deadline_timestamp_seconds",
+            "When each node in drain reaches its --drain-timeout (unix seconds); gone with its outcome",
+            m.drain_deadline.clone(),
+        );
+        registry.register(
+            "config_last_reload_successful",
+            "1 when the config file's last load or reload was taken, 0 when refused",
+            m.config_last_reload_successful.clone(),
+        );
+        // Counted from 0, so increase() sees the first refused reload.
+        for result in ["ok", "error"] {
+            let _ = m
+                .config_reloads
+                .get_or_create(&labels(&[("result", result)]));
+        }
         Self { registry, ..m }
     }
 
@@ -180,6 +200,27 @@ impl Metrics {
         self.admin_requests
             .get_or_create(&labels(&[("command", command), ("result", result)]))
             .inc();
+    }
+
+    /// `node` reaches its drain timeout `after` from now.
+    pub fn drain_deadline(&self, node: &str, after: std::time::Duration) {
+        let at = std::time::SystemTime::now() + after;
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        self.drain_deadline
+            .get_or_create(&labels(&[("node", node)]))
+            .set(secs);
+    }
+
+    /// `node`'s drain has its outcome.
+    pub fn drain_over(&self, node: &str) {
+        self.drain_deadline.remove(&labels(&[("node", node)]));
+    }
+
+    pub fn config_loaded(&self, ok: bool) {
+        self.config_last_reload_successful.set(i64::from(ok));
     }
 
     pub fn silence(&self, result: &str) {

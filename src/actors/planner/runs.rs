@@ -69,6 +69,7 @@ impl PlannerActor {
         }
         let deadline = tokio::time::Instant::now() + msg.settings.drain_timeout;
         for node in &msg.nodes {
+            crate::telemetry::metrics::get().drain_deadline(node, msg.settings.drain_timeout);
             let mut progress = crate::drain::progress::NodeProgress::new(run_id.clone(), deadline);
             progress.seen = msg
                 .plan
@@ -185,11 +186,20 @@ impl PlannerActor {
 
     pub(super) fn node_finished(&mut self, done: NodeDrainFinished, ctx: &mut Context<Self>) {
         log_outcome(&done);
+        let metrics = crate::telemetry::metrics::get();
+        metrics.drain_over(&done.node);
         if let Some(run) = self.runs.get(&done.run_id) {
-            crate::telemetry::metrics::get().drain_finished(
-                done.outcome.metric_label(),
-                run.started.elapsed().as_secs_f64(),
-            );
+            // From the node's own start (a deferred node starts late): its
+            // deadline less its timeout.
+            let timeout = run.cx.settings.drain_timeout;
+            let seconds = self
+                .deps
+                .progress
+                .get(&done.node)
+                .and_then(|p| p.deadline.checked_sub(timeout))
+                .map(|started| started.elapsed())
+                .unwrap_or_else(|| run.started.elapsed());
+            metrics.drain_finished(done.outcome.metric_label(), seconds.as_secs_f64());
         }
         if !self.pending.is_empty() {
             self.retry_pending(ctx);
@@ -214,6 +224,8 @@ impl PlannerActor {
                     "the other nodes are done: draining the node node-drain runs on"
                 );
                 let deadline = tokio::time::Instant::now() + run.cx.settings.drain_timeout;
+                crate::telemetry::metrics::get()
+                    .drain_deadline(&node, run.cx.settings.drain_timeout);
                 if let Some(mut p) = self.deps.progress.get_mut(&node) {
                     p.deadline = deadline;
                 }
