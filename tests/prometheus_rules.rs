@@ -261,3 +261,50 @@ async fn the_disk_pressure_alerts_fire_on_the_real_prometheus_and_near_misses_do
     drop(files);
     drop(exporter);
 }
+
+/// The ServiceMonitor selects exactly the Service over every replica that
+/// kustomize renders, and names the job (from that Service's `jobLabel`
+/// label) as the rules select it: `job="node-drain"`.
+#[test]
+fn the_service_monitor_scrapes_every_replica_as_the_job_the_rules_select() {
+    let env = TestEnv::load();
+    let monitor: Value = serde_json::to_value(read_yaml(&shipped("servicemonitor.yaml"))).unwrap();
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+    let rendered = run(Command::new(env.kubectl()).args(["kustomize", deploy]));
+    let services: Vec<Value> = rendered
+        .split("\n---\n")
+        .map(|doc| serde_norway::from_str::<Value>(doc).unwrap())
+        .filter(|o| o["kind"] == "Service")
+        .collect();
+    let wanted = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    let selected: Vec<&Value> = services
+        .iter()
+        .filter(|s| wanted.iter().all(|(k, v)| &s["metadata"]["labels"][k] == v))
+        .collect();
+    assert_eq!(selected.len(), 1, "one Service selected: {selected:?}");
+    let service = selected[0];
+    assert_eq!(service["metadata"]["name"], "node-drain-metrics");
+    // Every replica: no leader label in its selector.
+    assert!(
+        service["spec"]["selector"]["node-drain.io/role"].is_null(),
+        "{service}"
+    );
+    let port = monitor["spec"]["endpoints"][0]["port"].as_str().unwrap();
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == port),
+        "port {port} on {service}"
+    );
+    let job_label = monitor["spec"]["jobLabel"].as_str().unwrap();
+    let job = service["metadata"]["labels"][job_label].as_str().unwrap();
+    let rules = std::fs::read_to_string(shipped("rules.yml")).unwrap();
+    assert!(
+        rules.contains(&format!("node_drain_leader{{job=\"{job}\"}}")),
+        "the rules select job {job}"
+    );
+}

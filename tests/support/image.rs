@@ -26,16 +26,9 @@ pub const SERVICE_ACCOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceac
 pub const ADMIN_DIR: &str = "/var/run/node-drain";
 pub const IMAGE: &str = "localhost/node-drain:image-test";
 
-/// The RBAC the product ships: `deploy/base/rbac.yaml` (the kustomize base),
-/// or `deploy/rbac.yaml` until that layout lands.
+/// The RBAC the product ships: `deploy/base/rbac.yaml` (the kustomize base).
 pub fn shipped_rbac() -> PathBuf {
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
-    let base = deploy.join("base/rbac.yaml");
-    if base.exists() {
-        base
-    } else {
-        deploy.join("rbac.yaml")
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/base/rbac.yaml")
 }
 
 pub fn kubectl(env: &TestEnv, args: &[&str]) -> Output {
