@@ -37,6 +37,8 @@ pub mod messages;
 pub mod plan;
 /// The Prometheus / Mimir HTTP client.
 pub mod prometheus;
+/// Rotating a whole NodePool, wave after wave, capacity first.
+pub mod rotation;
 /// SIGINT/SIGTERM, listened for once.
 pub mod shutdown;
 /// Slack incoming-webhook messages.

@@ -1,0 +1,246 @@
+//! Capacity first: before a wave is cordoned, placeholder pods with the
+//! requests of the wave's evictable pods, at a negative PriorityClass, pinned
+//! to the NodePool and kept off the wave's nodes, make Karpenter provision the
+//! replacement capacity. Evicted pods then preempt them and schedule at once.
+//! The spec is pure (`placeholder_pod`, `requests_of`); the rest talks to the
+//! API server. Placeholders are labelled so any later run removes leftovers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::Client;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::k8s::karpenter::NODEPOOL_LABEL;
+
+pub const PRIORITY_CLASS: &str = "node-drain-placeholder";
+pub const PRIORITY_VALUE: i32 = -10;
+/// On every placeholder: the NodePool it reserves capacity in.
+pub const PLACEHOLDER_LABEL: &str = "node-drain.io/placeholder";
+/// The rotation run that created it.
+pub const PLACEHOLDER_RUN_LABEL: &str = "node-drain.io/placeholder-run";
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+/// Resources a placeholder copies from the pod it stands in for.
+const RESOURCES: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+
+/// The requests of a pod as the scheduler counts them: the sum over its
+/// containers, or the largest init container when that is more.
+pub fn requests_of(pod: &Pod) -> BTreeMap<String, f64> {
+    let mut total: BTreeMap<String, f64> = BTreeMap::new();
+    let Some(spec) = pod.spec.as_ref() else {
+        return total;
+    };
+    let of = |c: &k8s_openapi::api::core::v1::Container, name: &str| -> f64 {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get(name))
+            .and_then(|q| crate::units::parse_quantity(&q.0))
+            .unwrap_or(0.0)
+    };
+    for name in RESOURCES {
+        let sum: f64 = spec.containers.iter().map(|c| of(c, name)).sum();
+        let init = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| of(c, name))
+            .fold(0.0, f64::max);
+        let value = sum.max(init);
+        if value > 0.0 {
+            total.insert(name.to_string(), value);
+        }
+    }
+    total
+}
+
+/// A quantity the API server reads back exactly: millicores for CPU, bytes otherwise.
+fn quantity(resource: &str, value: f64) -> Quantity {
+    if resource == "cpu" {
+        Quantity(format!("{}m", (value * 1000.0).ceil() as u64))
+    } else {
+        Quantity(format!("{}", value.ceil() as u64))
+    }
+}
+
+/// What a placeholder stands in for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaceholderSpec<'a> {
+    pub nodepool: &'a str,
+    pub run_id: &'a str,
+    pub namespace: &'a str,
+    pub image: &'a str,
+    /// The `kubernetes.io/hostname` of every node of the wave: never there.
+    pub avoid_hostnames: &'a [String],
+}
+
+/// The placeholder of one evictable pod with `requests`.
+pub fn placeholder_pod(spec: &PlaceholderSpec<'_>, requests: &BTreeMap<String, f64>) -> Pod {
+    let requests: BTreeMap<String, Quantity> = requests
+        .iter()
+        .map(|(k, v)| (k.clone(), quantity(k, *v)))
+        .collect();
+    let mut affinity = json!({});
+    if !spec.avoid_hostnames.is_empty() {
+        affinity = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": HOSTNAME_LABEL, "operator": "NotIn", "values": spec.avoid_hostnames}
+            ]}]
+        }}});
+    }
+    serde_json::from_value(json!({
+        "metadata": {
+            "generateName": "node-drain-placeholder-",
+            "namespace": spec.namespace,
+            "labels": {
+                PLACEHOLDER_LABEL: spec.nodepool,
+                PLACEHOLDER_RUN_LABEL: spec.run_id,
+                "app.kubernetes.io/managed-by": "node-drain",
+            },
+            "annotations": {
+                "node-drain.io/why": "reserves replacement capacity for a rotation wave; preempted by the evicted pods, deleted when the wave ends",
+            },
+        },
+        "spec": {
+            "priorityClassName": PRIORITY_CLASS,
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "nodeSelector": {NODEPOOL_LABEL: spec.nodepool},
+            "affinity": affinity,
+            "containers": [{
+                "name": "placeholder",
+                "image": spec.image,
+                "imagePullPolicy": "IfNotPresent",
+                "resources": {"requests": requests},
+            }],
+        },
+    }))
+    .unwrap_or_default()
+}
+
+/// The PriorityClass placeholders run at: below every workload (the default
+/// priority is 0), never preempting anything itself, never the default.
+pub fn priority_class() -> PriorityClass {
+    serde_json::from_value(json!({
+        "metadata": {"name": PRIORITY_CLASS, "labels": {"app.kubernetes.io/managed-by": "node-drain"}},
+        "value": PRIORITY_VALUE,
+        "preemptionPolicy": "Never",
+        "globalDefault": false,
+        "description": "node-drain rotation placeholders: reserve replacement capacity, preempted by any workload",
+    }))
+    .unwrap_or_default()
+}
+
+/// Creates the PriorityClass when absent (an existing one is left as it is).
+pub async fn ensure_priority_class(client: &Client) -> Result<()> {
+    let api: Api<PriorityClass> = Api::all(client.clone());
+    match api.create(&PostParams::default(), &priority_class()).await {
+        Ok(_) => Ok(()),
+        Err(e) if crate::k8s::api_code(&e) == Some(409) => Ok(()),
+        Err(e) => Err(Error::kube(
+            format!("create PriorityClass {PRIORITY_CLASS}"),
+            e,
+        )),
+    }
+}
+
+/// Creates the placeholders; answers how many.
+pub async fn create(client: &Client, namespace: &str, pods: &[Pod]) -> Result<usize> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    for pod in pods {
+        api.create(&PostParams::default(), pod)
+            .await
+            .map_err(|e| Error::kube(format!("create a placeholder pod in {namespace}"), e))?;
+    }
+    Ok(pods.len())
+}
+
+/// Waits (at most `bound`) until every placeholder of `run_id` is bound to a
+/// Ready node: the capacity exists. Answers None when it does, else what is
+/// still missing (the reason for the fallback).
+pub async fn wait_bound(
+    client: &Client,
+    namespace: &str,
+    run_id: &str,
+    expected: usize,
+    bound: Duration,
+) -> Result<Option<String>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let nodes: Api<Node> = Api::all(client.clone());
+    let params = ListParams::default().labels(&format!("{PLACEHOLDER_RUN_LABEL}={run_id}"));
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let listed = pods
+            .list(&params)
+            .await
+            .map_err(|e| Error::kube("list placeholder pods", e))?
+            .items;
+        let mut on_ready = 0;
+        for pod in &listed {
+            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+                continue;
+            };
+            let ready = nodes
+                .get_opt(node)
+                .await
+                .map_err(|e| Error::kube(format!("get node {node}"), e))?
+                .is_some_and(|n| crate::k8s::nodes::ready(&n));
+            if ready {
+                on_ready += 1;
+            }
+        }
+        if on_ready >= expected {
+            return Ok(None);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Some(format!(
+                "{} of {expected} placeholder pods on a Ready node after {}s (a NodePool limit, or no instance type fits?)",
+                on_ready,
+                bound.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Deletes placeholders by label, in every namespace: one run's
+/// (`node-drain.io/placeholder-run=<run>`) or every leftover of a NodePool.
+pub async fn delete(client: &Client, selector: &str) -> Result<usize> {
+    let api: Api<Pod> = Api::all(client.clone());
+    let listed = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| Error::kube(format!("list placeholder pods ({selector})"), e))?
+        .items;
+    let zero = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    for pod in &listed {
+        let (Some(ns), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
+            continue;
+        };
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        crate::k8s::gone_is_ok(pods.delete(name, &zero).await)
+            .map_err(|e| Error::kube(format!("delete placeholder pod {ns}/{name}"), e))?;
+    }
+    Ok(listed.len())
+}
+
+pub fn run_selector(run_id: &str) -> String {
+    format!("{PLACEHOLDER_RUN_LABEL}={run_id}")
+}
+
+pub fn nodepool_selector(nodepool: &str) -> String {
+    format!("{PLACEHOLDER_LABEL}={nodepool}")
+}
+
+#[cfg(test)]
+#[path = "placeholder_tests.rs"]
+mod tests;
