@@ -48,11 +48,13 @@ pub async fn rotate(
     let pool = settings.nodepool.as_str();
     let client = &deps.client;
     let leftovers = placeholder::delete(client, &placeholder::nodepool_selector(pool)).await?;
-    if leftovers > 0 {
+    let labelled = placeholder::unlabel_leftovers(client, pool).await?;
+    if leftovers + labelled > 0 {
         warn!(
             nodepool = pool,
-            count = leftovers,
-            "deleted placeholder pods an earlier rotation left"
+            placeholders = leftovers,
+            labelledNodes = labelled,
+            "removed the placeholder pods and wave labels an earlier rotation left"
         );
     }
     let (mut rec, resumed) = match record::read(client, pool).await? {
@@ -149,6 +151,7 @@ pub async fn rotate(
             Ok(c) => c,
             Err(e) => {
                 let _ = placeholder::delete(client, &placeholder::run_selector(&placeholder_run)).await;
+                let _ = placeholder::label_wave(client, &choice.drain, None).await;
                 return Err(e);
             }
         };
@@ -168,6 +171,9 @@ pub async fn rotate(
             placeholder::delete(client, &placeholder::run_selector(&placeholder_run)).await
         {
             warn!(error = %e, "could not delete this wave's placeholders; the next run removes them");
+        }
+        if let Err(e) = placeholder::label_wave(client, &choice.drain, None).await {
+            warn!(error = %e, "could not remove the wave label; the next run removes it");
         }
         let report = report?;
         observe(RotationEvent::WaveFinished { report: &report });
@@ -307,18 +313,19 @@ async fn reserve(
     }
     let client = &deps.client;
     placeholder::ensure_priority_class(client).await?;
-    let hostnames: Vec<String> = surveyed.hostnames.values().cloned().collect();
+    let wave: Vec<String> = surveyed.hostnames.keys().cloned().collect();
+    placeholder::label_wave(client, &wave, Some(run)).await?;
     let spec = PlaceholderSpec {
         nodepool: &settings.nodepool,
         run_id: run,
         namespace: &settings.placeholder_namespace,
         image: &settings.placeholder_image,
-        avoid_hostnames: &hostnames,
+        avoid_wave: true,
     };
     let pods: Vec<_> = surveyed
         .evictable
         .iter()
-        .map(|e| placeholder::placeholder_pod(&spec, &e.requests))
+        .map(|e| placeholder::placeholder_pod(&spec, &e.requests, &e.constraints))
         .collect();
     let count = placeholder::create(client, &settings.placeholder_namespace, &pods).await?;
     info!(nodepool = settings.nodepool.as_str(), placeholders = count, "capacity first: placeholder pods created; waiting for them to run");

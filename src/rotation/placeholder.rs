@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Toleration};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -24,7 +24,11 @@ pub const PRIORITY_VALUE: i32 = -10;
 pub const PLACEHOLDER_LABEL: &str = "node-drain.io/placeholder";
 /// The rotation run that created it.
 pub const PLACEHOLDER_RUN_LABEL: &str = "node-drain.io/placeholder-run";
-const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+/// Placeholders that repel each other (see `placeholder_pod`).
+pub const SPREAD_LABEL: &str = "node-drain.io/placeholder-spread";
+/// On the nodes of a wave while its capacity is reserved (a label, not a
+/// cordon: nothing on them is disturbed).
+pub const WAVE_LABEL: &str = "node-drain.io/rotation-wave";
 /// Resources a placeholder copies from the pod it stands in for.
 const RESOURCES: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
 
@@ -75,33 +79,92 @@ pub struct PlaceholderSpec<'a> {
     pub run_id: &'a str,
     pub namespace: &'a str,
     pub image: &'a str,
-    /// The `kubernetes.io/hostname` of every node of the wave: never there.
-    pub avoid_hostnames: &'a [String],
+    /// The wave's nodes are labelled `WAVE_LABEL` before the placeholders are
+    /// created: the placeholders stay off them. (Karpenter ignores a pod whose
+    /// node affinity names `kubernetes.io/hostname`: a restricted label.)
+    pub avoid_wave: bool,
 }
 
-/// The placeholder of one evictable pod with `requests`.
-pub fn placeholder_pod(spec: &PlaceholderSpec<'_>, requests: &BTreeMap<String, f64>) -> Pod {
+/// Where the pod a placeholder stands in for may run: its node selector,
+/// tolerations, and required pod anti-affinity (spread one per node, …).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Constraints {
+    pub namespace: String,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    pub anti_affinity: Vec<PodAffinityTerm>,
+}
+
+impl Constraints {
+    pub fn of(pod: &Pod) -> Self {
+        let spec = pod.spec.as_ref();
+        Self {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            node_selector: spec
+                .and_then(|s| s.node_selector.clone())
+                .unwrap_or_default(),
+            tolerations: spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
+            anti_affinity: spec
+                .and_then(|s| s.affinity.as_ref())
+                .and_then(|a| a.pod_anti_affinity.as_ref())
+                .and_then(|a| a.required_during_scheduling_ignored_during_execution.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The placeholder of one evictable pod with `requests` and `constraints`.
+/// A pod that must not share a node (or zone) with its siblings gets a
+/// placeholder that must not either: the pod's own anti-affinity terms (kept
+/// to its namespace), plus the same terms among the placeholders standing in
+/// for such pods (the placeholder never carries the workload's labels: a
+/// ReplicaSet would adopt it).
+pub fn placeholder_pod(
+    spec: &PlaceholderSpec<'_>,
+    requests: &BTreeMap<String, f64>,
+    constraints: &Constraints,
+) -> Pod {
     let requests: BTreeMap<String, Quantity> = requests
         .iter()
         .map(|(k, v)| (k.clone(), quantity(k, *v)))
         .collect();
     let mut affinity = json!({});
-    if !spec.avoid_hostnames.is_empty() {
-        affinity = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+    if spec.avoid_wave {
+        affinity["nodeAffinity"] = json!({"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [
-                {"key": HOSTNAME_LABEL, "operator": "NotIn", "values": spec.avoid_hostnames}
+                {"key": WAVE_LABEL, "operator": "DoesNotExist"}
             ]}]
-        }}});
+        }});
     }
+    let mut labels = json!({
+        PLACEHOLDER_LABEL: spec.nodepool,
+        PLACEHOLDER_RUN_LABEL: spec.run_id,
+        "app.kubernetes.io/managed-by": "node-drain",
+    });
+    if !constraints.anti_affinity.is_empty() {
+        let group = spread_group(constraints);
+        labels[SPREAD_LABEL] = json!(group);
+        let mut terms = Vec::new();
+        for term in &constraints.anti_affinity {
+            let mut own = term.clone();
+            if own.namespaces.as_ref().is_none_or(Vec::is_empty) && own.namespace_selector.is_none() {
+                own.namespaces = Some(vec![constraints.namespace.clone()]);
+            }
+            terms.push(serde_json::to_value(own).unwrap_or_default());
+            terms.push(json!({
+                "labelSelector": {"matchLabels": {SPREAD_LABEL: group}},
+                "topologyKey": term.topology_key,
+            }));
+        }
+        affinity["podAntiAffinity"] = json!({"requiredDuringSchedulingIgnoredDuringExecution": terms});
+    }
+    let mut node_selector = constraints.node_selector.clone();
+    node_selector.insert(NODEPOOL_LABEL.to_string(), spec.nodepool.to_string());
     serde_json::from_value(json!({
         "metadata": {
             "generateName": "node-drain-placeholder-",
             "namespace": spec.namespace,
-            "labels": {
-                PLACEHOLDER_LABEL: spec.nodepool,
-                PLACEHOLDER_RUN_LABEL: spec.run_id,
-                "app.kubernetes.io/managed-by": "node-drain",
-            },
+            "labels": labels,
             "annotations": {
                 "node-drain.io/why": "reserves replacement capacity for a rotation wave; preempted by the evicted pods, deleted when the wave ends",
             },
@@ -111,7 +174,8 @@ pub fn placeholder_pod(spec: &PlaceholderSpec<'_>, requests: &BTreeMap<String, f
             "terminationGracePeriodSeconds": 0,
             "automountServiceAccountToken": false,
             "enableServiceLinks": false,
-            "nodeSelector": {NODEPOOL_LABEL: spec.nodepool},
+            "nodeSelector": node_selector,
+            "tolerations": constraints.tolerations,
             "affinity": affinity,
             "containers": [{
                 "name": "placeholder",
@@ -122,6 +186,16 @@ pub fn placeholder_pod(spec: &PlaceholderSpec<'_>, requests: &BTreeMap<String, f
         },
     }))
     .unwrap_or_default()
+}
+
+/// Placeholders standing in for pods with the same anti-affinity share a
+/// group and repel each other as those pods would.
+fn spread_group(c: &Constraints) -> String {
+    use std::hash::{Hash, Hasher};
+    let text = serde_json::to_string(&c.anti_affinity).unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (c.namespace.as_str(), text).hash(&mut h);
+    format!("{:016x}", h.finish())
 }
 
 /// The PriorityClass placeholders run at: below every workload (the default
@@ -231,6 +305,34 @@ pub async fn delete(client: &Client, selector: &str) -> Result<usize> {
             .map_err(|e| Error::kube(format!("delete placeholder pod {ns}/{name}"), e))?;
     }
     Ok(listed.len())
+}
+
+/// Labels (`Some(run)`) or unlabels (`None`) nodes with `WAVE_LABEL`; a node
+/// already gone is skipped.
+pub async fn label_wave(client: &Client, nodes: &[String], run: Option<&str>) -> Result<()> {
+    let api: Api<Node> = Api::all(client.clone());
+    let body = json!({"metadata": {"labels": {WAVE_LABEL: run}}});
+    for node in nodes {
+        crate::k8s::gone_is_ok(
+            api.patch(node, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&body))
+                .await,
+        )
+        .map_err(|e| Error::kube(format!("label node {node} {WAVE_LABEL}"), e))?;
+    }
+    Ok(())
+}
+
+/// Nodes of `nodepool` still labelled by a wave (a run that died): unlabelled.
+pub async fn unlabel_leftovers(client: &Client, nodepool: &str) -> Result<usize> {
+    let api: Api<Node> = Api::all(client.clone());
+    let listed = api
+        .list(&ListParams::default().labels(&format!("{NODEPOOL_LABEL}={nodepool},{WAVE_LABEL}")))
+        .await
+        .map_err(|e| Error::kube(format!("list nodes labelled {WAVE_LABEL}"), e))?
+        .items;
+    let names: Vec<String> = listed.into_iter().filter_map(|n| n.metadata.name).collect();
+    label_wave(client, &names, None).await?;
+    Ok(names.len())
 }
 
 pub fn run_selector(run_id: &str) -> String {

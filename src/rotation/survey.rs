@@ -24,6 +24,7 @@ pub struct Evictable {
     pub node: String,
     pub requests: BTreeMap<String, f64>,
     pub labels: BTreeMap<String, String>,
+    pub constraints: super::placeholder::Constraints,
     /// emptyDir or hostPath volumes: their data does not move with the pod.
     pub local_storage: Vec<String>,
 }
@@ -121,6 +122,7 @@ pub async fn survey(
                     node: name.clone(),
                     requests: super::placeholder::requests_of(pod),
                     labels: pod.metadata.labels.clone().unwrap_or_default(),
+                    constraints: super::placeholder::Constraints::of(pod),
                     local_storage: local_volumes(pod),
                 }),
                 PodAction::Block { .. } => {

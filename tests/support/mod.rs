@@ -10,6 +10,7 @@ pub mod fake_lease;
 pub mod http;
 pub mod nodes;
 pub mod observe;
+pub mod rotation;
 pub mod workloads;
 
 #[allow(unused_imports)]
