@@ -95,8 +95,19 @@ async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips(
         starts.iter().map(|&i| samples[i].at).collect::<Vec<_>>(),
         max_disrupted(&samples)
     );
+    let dips: Vec<String> = samples
+        .iter()
+        .filter(|s| s.ready < 6 || s.deployment_ready < 6)
+        .map(|s| format!("{:.2}s: {} Ready pods, readyReplicas {}, pending {:?}", s.at.as_secs_f64(), s.ready, s.deployment_ready, s.pending))
+        .collect();
+    let deployment_min = min_deployment_ready(&samples);
+    eprintln!("samples below 6: {dips:#?}");
     assert!(starts.len() >= 3, "waves seen: {starts:?}");
-    assert!(max_disrupted(&samples) <= 2, "more than 2 nodes disrupted: {:?}", samples.iter().max_by_key(|s| s.disrupted.len()));
+    assert!(
+        max_disrupted(&samples) <= 2,
+        "more than 2 nodes disrupted: {:?}",
+        samples.iter().max_by_key(|s| s.disrupted.len())
+    );
     for &i in &starts {
         assert!(
             samples[i - 1].pending.is_empty(),
@@ -105,10 +116,13 @@ async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips(
             samples[i - 1].pending
         );
     }
-    // Capacity first: the evicted pods found their replacement capacity
-    // waiting, so the Deployment never had fewer than its 6 Ready replicas
-    // (the PDB's floor is 5).
-    assert_eq!(min, 6, "the app dipped to {min} Ready replicas");
+    // The PDB's floor (maxUnavailable 1 of 6), counted pod by pod: an evicted
+    // pod is not counted from its deletion, its replacement from when it is Ready.
+    assert!(min >= 5, "below the PDB's floor: {min} Ready pods");
+    // Capacity first: every replacement found its node waiting, so the
+    // Deployment never reported fewer than its 6 ready replicas. (Without it
+    // the replacements wait for Karpenter, Pending for seconds: readyReplicas 5.)
+    assert_eq!(deployment_min, 6, "the Deployment dipped to {deployment_min} ready replicas: {dips:#?}");
 
     // Nothing left behind: no placeholder, no record on the NodePool.
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::all(client.clone());

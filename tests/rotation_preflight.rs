@@ -44,8 +44,23 @@ async fn the_preflight_lists_waves_and_blockers_and_the_rotation_skips_the_block
     w.pinned("keep", SMALL, &second, json!({"karpenter.sh/do-not-disrupt": "true"}), json!({}))
         .await;
     let third = hostname_of(client, &nodes[2]).await;
-    w.pinned("scratch", SMALL, &third, json!({}), json!({"volumes": [{"name": "cache", "emptyDir": {}}]}))
-        .await;
+    // Preferred, not required, on the third node: its replacement may run anywhere.
+    w.pinned(
+        "scratch",
+        SMALL,
+        &third,
+        json!({}),
+        json!({
+            "volumes": [{"name": "cache", "emptyDir": {}}],
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "preference": {"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [third]}
+                ]}}
+            ]}}
+        }),
+    )
+    .await;
+    unpin(client, &ns.name, "scratch").await;
     w.pdb("guard", "web", None, Some(4)).await;
     for app in ["bare", "keep", "scratch"] {
         w.wait_running(app, 1, Duration::from_secs(60)).await;
@@ -142,4 +157,24 @@ async fn the_preflight_lists_waves_and_blockers_and_the_rotation_skips_the_block
         assert!(!unschedulable(&n), "{node} left cordoned");
     }
     scene.cleanup().await;
+}
+
+/// Drops the hostname nodeSelector `Workloads::pinned` set, once its pod runs
+/// where wanted: the Deployment's template changes, so its pod is replaced —
+/// wait for the new one (the preferred affinity keeps it on the same node).
+async fn unpin(client: &kube::Client, namespace: &str, name: &str) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), namespace);
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Json::<()>(
+            serde_json::from_value(json!([
+                {"op": "remove", "path": "/spec/template/spec/nodeSelector/kubernetes.io~1hostname"}
+            ]))
+            .unwrap(),
+        ),
+    )
+    .await
+    .expect("unpin");
 }

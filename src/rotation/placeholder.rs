@@ -100,9 +100,15 @@ impl Constraints {
         let spec = pod.spec.as_ref();
         Self {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            // A pod pinned to its node by hostname cannot follow it anywhere;
+            // its placeholder reserves room like any other (and Karpenter
+            // ignores pods that select a hostname).
             node_selector: spec
                 .and_then(|s| s.node_selector.clone())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k != "kubernetes.io/hostname")
+                .collect(),
             tolerations: spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
             anti_affinity: spec
                 .and_then(|s| s.affinity.as_ref())

@@ -24,6 +24,8 @@ pub struct Sample {
     pub ready: usize,
     /// Pods of the namespace not bound or Pending (placeholders aside), by name.
     pub pending: Vec<String>,
+    /// The Deployment `app`'s `status.readyReplicas` (what `kubectl get deploy` shows).
+    pub deployment_ready: i32,
 }
 
 pub struct PoolSampler {
@@ -46,7 +48,9 @@ impl PoolSampler {
         let (s, out) = (stop.clone(), samples.clone());
         let task = tokio::spawn(async move {
             let nodes: Api<Node> = Api::all(client.clone());
-            let pods: Api<Pod> = Api::namespaced(client, &namespace);
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+                Api::namespaced(client, &namespace);
             let by_pool = ListParams::default().labels(&format!("karpenter.sh/nodepool={nodepool}"));
             let started = tokio::time::Instant::now();
             let mut ticker = tokio::time::interval(period);
@@ -54,9 +58,14 @@ impl PoolSampler {
             while !s.load(Ordering::SeqCst) {
                 ticker.tick().await;
                 let at = started.elapsed();
-                let (Ok(n), Ok(p)) = (nodes.list(&by_pool).await, pods.list(&Default::default()).await) else {
+                let (Ok(n), Ok(p), Ok(d)) = (
+                    nodes.list(&by_pool).await,
+                    pods.list(&Default::default()).await,
+                    deployments.get(&app).await,
+                ) else {
                     continue;
                 };
+                let deployment_ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
                 let disrupted = n
                     .items
                     .iter()
@@ -90,6 +99,7 @@ impl PoolSampler {
                     disrupted,
                     ready,
                     pending,
+                    deployment_ready,
                 });
             }
         });
@@ -114,6 +124,10 @@ pub fn max_disrupted(samples: &[Sample]) -> usize {
 
 pub fn min_ready(samples: &[Sample]) -> usize {
     samples.iter().map(|s| s.ready).min().unwrap_or(0)
+}
+
+pub fn min_deployment_ready(samples: &[Sample]) -> i32 {
+    samples.iter().map(|s| s.deployment_ready).min().unwrap_or(0)
 }
 
 /// Samples per second over the whole run.
