@@ -329,15 +329,17 @@ async fn reserve(
         image: &settings.placeholder_image,
         avoid_wave: true,
     };
-    let pods: Vec<_> = surveyed
-        .evictable
-        .iter()
-        .map(|e| placeholder::placeholder_pod(&spec, &e.requests, &e.constraints))
-        .collect();
+    let pods: Vec<_> = placeholder::numbered(
+        surveyed
+            .evictable
+            .iter()
+            .map(|e| placeholder::placeholder_pod(&spec, &e.requests, &e.constraints))
+            .collect(),
+    );
     let count = placeholder::create(client, &settings.placeholder_namespace, &pods).await?;
     info!(nodepool = settings.nodepool.as_str(), placeholders = count, "capacity first: placeholder pods created; waiting for them to run");
     let waited = tokio::select! {
-        w = placeholder::wait_bound(client, &settings.placeholder_namespace, run, count, settings.capacity_timeout) => w?,
+        w = placeholder::wait_bound(client, &settings.placeholder_namespace, run, &pods, settings.capacity_timeout) => w?,
         _ = cancel.cancelled() => return Err(Error::Usage("interrupted while reserving capacity".into())),
     };
     match waited {

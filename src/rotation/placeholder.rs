@@ -24,6 +24,8 @@ pub const PRIORITY_VALUE: i32 = -10;
 pub const PLACEHOLDER_LABEL: &str = "node-drain.io/placeholder";
 /// The rotation run that created it.
 pub const PLACEHOLDER_RUN_LABEL: &str = "node-drain.io/placeholder-run";
+/// A placeholder's number in its wave.
+pub const PLACEHOLDER_INDEX_LABEL: &str = "node-drain.io/placeholder-index";
 /// Placeholders that repel each other (see `placeholder_pod`).
 pub const SPREAD_LABEL: &str = "node-drain.io/placeholder-spread";
 /// On the nodes of a wave while its capacity is reserved (a label, not a
@@ -241,20 +243,28 @@ pub async fn create(client: &Client, namespace: &str, pods: &[Pod]) -> Result<us
     Ok(pods.len())
 }
 
-/// Waits (at most `bound`) until every placeholder of `run_id` is bound to a
-/// Ready node: the capacity exists. Answers None when it does, else what is
-/// still missing (the reason for the fallback).
+/// How long an unbound placeholder is left before it is created again: the
+/// scheduler can park an unschedulable pod for minutes (its unschedulable
+/// queue) even once Karpenter's node for it is Ready; a new pod is tried at once.
+const RECREATE_AFTER: Duration = Duration::from_secs(10);
+
+/// Waits (at most `bound`) until every placeholder (`specs`, created with
+/// `create`) is bound to a Ready node: the capacity exists. Answers None when
+/// it does, else what is still missing (the reason for the fallback).
 pub async fn wait_bound(
     client: &Client,
     namespace: &str,
     run_id: &str,
-    expected: usize,
+    specs: &[Pod],
     bound: Duration,
 ) -> Result<Option<String>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let nodes: Api<Node> = Api::all(client.clone());
     let params = ListParams::default().labels(&format!("{PLACEHOLDER_RUN_LABEL}={run_id}"));
-    let deadline = tokio::time::Instant::now() + bound;
+    let expected = specs.len();
+    let started = tokio::time::Instant::now();
+    let deadline = started + bound;
+    let mut last_recreate = started;
     loop {
         let listed = pods
             .list(&params)
@@ -262,8 +272,18 @@ pub async fn wait_bound(
             .map_err(|e| Error::kube("list placeholder pods", e))?
             .items;
         let mut on_ready = 0;
+        let mut unbound: Vec<(String, usize)> = Vec::new();
         for pod in &listed {
             let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+                let index = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(PLACEHOLDER_INDEX_LABEL))
+                    .and_then(|i| i.parse().ok());
+                if let (Some(name), Some(index)) = (pod.metadata.name.clone(), index) {
+                    unbound.push((name, index));
+                }
                 continue;
             };
             let ready = nodes
@@ -285,8 +305,37 @@ pub async fn wait_bound(
                 bound.as_secs()
             )));
         }
+        if last_recreate.elapsed() >= RECREATE_AFTER && !unbound.is_empty() {
+            last_recreate = tokio::time::Instant::now();
+            let zero = DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            };
+            for (name, index) in unbound {
+                let Some(spec) = specs.get(index) else {
+                    continue;
+                };
+                crate::k8s::gone_is_ok(pods.delete(&name, &zero).await)
+                    .map_err(|e| Error::kube(format!("delete placeholder pod {name}"), e))?;
+                pods.create(&PostParams::default(), spec)
+                    .await
+                    .map_err(|e| Error::kube("create a placeholder pod again", e))?;
+            }
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Numbers the placeholders of a wave (`PLACEHOLDER_INDEX_LABEL`), so one can
+/// be created again from its spec.
+pub fn numbered(mut pods: Vec<Pod>) -> Vec<Pod> {
+    for (i, pod) in pods.iter_mut().enumerate() {
+        pod.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(PLACEHOLDER_INDEX_LABEL.to_string(), i.to_string());
+    }
+    pods
 }
 
 /// Deletes placeholders by label, in every namespace: one run's
