@@ -24,12 +24,7 @@ fn capacity_first() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips() {
-    let scene = Scene::new(
-        "rot-six",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "2"}])),
-    )
-    .await;
+    let scene = Scene::new("rot-six", "c-4x-amd64-linux", Some(json!([{"nodes": "2"}]))).await;
     let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
     let w = scene.workloads();
     // One 1-CPU pod per node (hostname anti-affinity): 6 nodes at 25 %, so
@@ -46,7 +41,13 @@ async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips(
     w.wait_running("web", 6, Duration::from_secs(60)).await;
     wait_nodepool_cpu_metrics(env, &pool.name, Some(24.0), None).await;
 
-    let sampler = PoolSampler::start(client, &pool.name, &ns.name, "web", Duration::from_millis(250));
+    let sampler = PoolSampler::start(
+        client,
+        &pool.name,
+        &ns.name,
+        "web",
+        Duration::from_millis(250),
+    );
     let started = std::time::Instant::now();
     let out = run_node_drain(
         env,
@@ -69,7 +70,11 @@ async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips(
     let elapsed = started.elapsed();
     let samples = sampler.stop().await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "rotation failed:\n{stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "rotation failed:\n{stdout}\n{stderr}"
+    );
     eprintln!("rotation took {elapsed:.1?}:\n{stdout}");
 
     // Every original node replaced, the pool back at 6 Ready nodes.
@@ -80,7 +85,10 @@ async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips(
     let now = pool.wait_ready_nodes(6, Duration::from_secs(120)).await;
     let names: Vec<String> = now.iter().filter_map(|n| n.metadata.name.clone()).collect();
     for original in &originals {
-        assert!(!names.contains(original), "{original} still there: {names:?}");
+        assert!(
+            !names.contains(original),
+            "{original} still there: {names:?}"
+        );
     }
     w.wait_running("web", 6, Duration::from_secs(60)).await;
 
@@ -98,7 +106,15 @@ async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips(
     let dips: Vec<String> = samples
         .iter()
         .filter(|s| s.ready < 6 || s.deployment_ready < 6)
-        .map(|s| format!("{:.2}s: {} Ready pods, readyReplicas {}, pending {:?}", s.at.as_secs_f64(), s.ready, s.deployment_ready, s.pending))
+        .map(|s| {
+            format!(
+                "{:.2}s: {} Ready pods, readyReplicas {}, pending {:?}",
+                s.at.as_secs_f64(),
+                s.ready,
+                s.deployment_ready,
+                s.pending
+            )
+        })
         .collect();
     let deployment_min = min_deployment_ready(&samples);
     eprintln!("samples below 6: {dips:#?}");
@@ -122,12 +138,18 @@ async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips(
     // Capacity first: every replacement found its node waiting, so the
     // Deployment never reported fewer than its 6 ready replicas. (Without it
     // the replacements wait for Karpenter, Pending for seconds: readyReplicas 5.)
-    assert_eq!(deployment_min, 6, "the Deployment dipped to {deployment_min} ready replicas: {dips:#?}");
+    assert_eq!(
+        deployment_min, 6,
+        "the Deployment dipped to {deployment_min} ready replicas: {dips:#?}"
+    );
 
     // Nothing left behind: no placeholder, no record on the NodePool.
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::all(client.clone());
     let left = pods
-        .list(&kube::api::ListParams::default().labels(&format!("node-drain.io/placeholder={}", pool.name)))
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("node-drain.io/placeholder={}", pool.name)),
+        )
         .await
         .unwrap();
     assert!(left.items.is_empty(), "placeholders left behind");

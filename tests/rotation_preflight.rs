@@ -21,12 +21,7 @@ const SMALL: Requests = Requests {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_preflight_lists_waves_and_blockers_and_the_rotation_skips_the_blocked_nodes() {
-    let scene = Scene::new(
-        "rot-pre",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "2"}])),
-    )
-    .await;
+    let scene = Scene::new("rot-pre", "c-4x-amd64-linux", Some(json!([{"nodes": "2"}]))).await;
     let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
     let w = scene.workloads();
     w.spread_deployment("web", 4, ONE_CPU).await;
@@ -41,8 +36,14 @@ async fn the_preflight_lists_waves_and_blockers_and_the_rotation_skips_the_block
     // second, a pod with an emptyDir on the third; a PDB allowing nothing.
     w.bare_pod("bare", SMALL, json!({}), Some(&nodes[0])).await;
     let second = hostname_of(client, &nodes[1]).await;
-    w.pinned("keep", SMALL, &second, json!({"karpenter.sh/do-not-disrupt": "true"}), json!({}))
-        .await;
+    w.pinned(
+        "keep",
+        SMALL,
+        &second,
+        json!({"karpenter.sh/do-not-disrupt": "true"}),
+        json!({}),
+    )
+    .await;
     let third = hostname_of(client, &nodes[2]).await;
     // Preferred, not required, on the third node: its replacement may run anywhere.
     w.pinned(
@@ -70,21 +71,32 @@ async fn the_preflight_lists_waves_and_blockers_and_the_rotation_skips_the_block
     let holder = unique("preflight");
     let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut cmd = env.node_drain();
+    // `ROTATION_TEST_PREFLIGHT_FLAG=--force` (any flag instead of --dry-run):
+    // how this test was seen to fail when the command is not a preflight.
+    let flag = std::env::var("ROTATION_TEST_PREFLIGHT_FLAG").unwrap_or_else(|_| "--dry-run".into());
     cmd.env("POD_NAME", &holder).args([
         "drain",
         "--rotate",
-        "--dry-run",
+        &flag,
         "--nodepool-name",
         &pool.name,
+        "--placeholder-namespace",
+        &ns.name,
     ]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     eprintln!("{stdout}");
-    assert!(stdout.contains("4 node(s) created at or before"), "{stdout}");
+    assert!(
+        stdout.contains("4 node(s) created at or before"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Wave size now: 2 node(s)"), "{stdout}");
     assert!(
-        stdout.contains(&format!("Expected: 1 wave(s)")) && stdout.contains(&format!("  wave 1: {}, {}\n", nodes[2], nodes[3])),
+        stdout.contains("Expected: 1 wave(s)")
+            && stdout.contains(&format!("  wave 1: {}, {}\n", nodes[2], nodes[3])),
         "{stdout}"
     );
     let skip_line = |node: &str, what: &str| {
@@ -95,9 +107,15 @@ async fn the_preflight_lists_waves_and_blockers_and_the_rotation_skips_the_block
     assert!(skip_line(&nodes[0], "bare"), "the bare pod: {stdout}");
     assert!(skip_line(&nodes[0], "no controller"), "{stdout}");
     assert!(skip_line(&nodes[1], "do-not-disrupt"), "{stdout}");
-    assert!(skip_line(&nodes[2], "local storage (emptyDir cache)"), "{stdout}");
     assert!(
-        stdout.contains(&format!("PodDisruptionBudget {}/guard allows no disruption now", ns.name)),
+        skip_line(&nodes[2], "local storage (emptyDir cache)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "PodDisruptionBudget {}/guard allows no disruption now",
+            ns.name
+        )),
         "{stdout}"
     );
     // Touched nothing: no write from that process, no node cordoned, no record.
@@ -107,14 +125,20 @@ async fn the_preflight_lists_waves_and_blockers_and_the_rotation_skips_the_block
     for node in pool.nodes().await {
         assert!(!unschedulable(&node), "cordoned by the preflight");
     }
-    assert_eq!(nodepool_annotation(client, &pool.name, "node-drain.io/rotation").await, None);
+    assert_eq!(
+        nodepool_annotation(client, &pool.name, "node-drain.io/rotation").await,
+        None
+    );
 
     // The rotation: the blocked nodes are skipped with their reasons, the
     // other two replaced; exit 1 (nodes were not replaced).
-    kube::Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(client.clone(), &ns.name)
-        .delete("guard", &Default::default())
-        .await
-        .unwrap();
+    kube::Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(
+        client.clone(),
+        &ns.name,
+    )
+    .delete("guard", &Default::default())
+    .await
+    .unwrap();
     let out = run_node_drain(
         env,
         &[
@@ -132,25 +156,51 @@ async fn the_preflight_lists_waves_and_blockers_and_the_rotation_skips_the_block
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     eprintln!("{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains(": 2 replaced, 2 skipped, 1 wave(s)"), "{stdout}");
     assert!(
-        stdout.contains(&format!("  {}  SKIPPED: holds blocking pods: {}/bare", nodes[0], ns.name)),
+        stdout.contains(": 2 replaced, 2 skipped, 1 wave(s)"),
         "{stdout}"
     );
     assert!(
-        stdout.contains(&format!("  {}  SKIPPED: holds blocking pods: {}/keep", nodes[1], ns.name)),
+        stdout.contains(&format!(
+            "  {}  SKIPPED: holds blocking pods: {}/bare",
+            nodes[0], ns.name
+        )),
         "{stdout}"
     );
-    let now: Vec<String> = pool.nodes().await.iter().filter_map(|n| n.metadata.name.clone()).collect();
-    assert!(now.contains(&nodes[0]) && now.contains(&nodes[1]), "{now:?}");
-    wait_for("the other two nodes gone", Duration::from_secs(120), || async {
-        let now: Vec<String> = pool.nodes().await.iter().filter_map(|n| n.metadata.name.clone()).collect();
-        if now.contains(&nodes[2]) || now.contains(&nodes[3]) {
-            Err(format!("{now:?}"))
-        } else {
-            Ok(Some(()))
-        }
-    })
+    assert!(
+        stdout.contains(&format!(
+            "  {}  SKIPPED: holds blocking pods: {}/keep",
+            nodes[1], ns.name
+        )),
+        "{stdout}"
+    );
+    let now: Vec<String> = pool
+        .nodes()
+        .await
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    assert!(
+        now.contains(&nodes[0]) && now.contains(&nodes[1]),
+        "{now:?}"
+    );
+    wait_for(
+        "the other two nodes gone",
+        Duration::from_secs(120),
+        || async {
+            let now: Vec<String> = pool
+                .nodes()
+                .await
+                .iter()
+                .filter_map(|n| n.metadata.name.clone())
+                .collect();
+            if now.contains(&nodes[2]) || now.contains(&nodes[3]) {
+                Err(format!("{now:?}"))
+            } else {
+                Ok(Some(()))
+            }
+        },
+    )
     .await;
     for node in &nodes[..2] {
         let n = get_node(client, node).await.unwrap();

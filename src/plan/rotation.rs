@@ -72,7 +72,10 @@ impl std::fmt::Display for CapacityOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CapacityOutcome::Reserved { placeholders } => {
-                write!(f, "capacity reserved first ({placeholders} placeholder pods)")
+                write!(
+                    f,
+                    "capacity reserved first ({placeholders} placeholder pods)"
+                )
             }
             CapacityOutcome::NotNeeded => write!(f, "nothing to evict, no capacity needed"),
             CapacityOutcome::Fallback { reason } => {

@@ -36,7 +36,14 @@ fn remaining_is_the_nodes_older_than_the_cutoff_not_yet_settled_oldest_first() {
         node: "b".into(),
         reason: "blocked".into(),
     }]);
-    let nodes = pool(&[("d", 20), ("a", 1), ("b", 2), ("c", 3), ("new", 31), ("edge", 30)]);
+    let nodes = pool(&[
+        ("d", 20),
+        ("a", 1),
+        ("b", 2),
+        ("c", 3),
+        ("new", 31),
+        ("edge", 30),
+    ]);
     assert_eq!(r.remaining(&nodes), vec!["c", "d", "edge"]);
 }
 
@@ -129,7 +136,10 @@ fn the_record_round_trips_through_the_annotation_json() {
         capacity: CapacityOutcome::Reserved { placeholders: 3 },
     });
     let text = serde_json::to_string(&r).unwrap();
-    assert!(text.contains("\"cutoff\":\"2026-11-29T10:30:00Z\""), "{text}");
+    assert!(
+        text.contains("\"cutoff\":\"2026-11-29T10:30:00Z\""),
+        "{text}"
+    );
     let back: RotationRecord = serde_json::from_str(&text).unwrap();
     assert_eq!(back, r);
 }

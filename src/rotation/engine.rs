@@ -146,11 +146,20 @@ pub async fn rotate(
             .collect();
         let surveyed = survey::survey(client, &wave_nodes, None).await?;
         let placeholder_run = format!("{}-w{number}", rec.run_id);
-        let capacity = reserve(deps, settings, &mut rec, &surveyed, &placeholder_run, cancel).await;
+        let capacity = reserve(
+            deps,
+            settings,
+            &mut rec,
+            &surveyed,
+            &placeholder_run,
+            cancel,
+        )
+        .await;
         let capacity = match capacity {
             Ok(c) => c,
             Err(e) => {
-                let _ = placeholder::delete(client, &placeholder::run_selector(&placeholder_run)).await;
+                let _ =
+                    placeholder::delete(client, &placeholder::run_selector(&placeholder_run)).await;
                 let _ = placeholder::label_wave(client, &choice.drain, None).await;
                 return Err(e);
             }
@@ -197,8 +206,15 @@ pub async fn rotate(
                     } else {
                         format!("{reason}: {}", blockers.join(", "))
                     };
-                    warn!(node = r.node.as_str(), reason = why.as_str(), "rotation skips a node it could not drain");
-                    rec.skip([SkippedNode { node: r.node.clone(), reason: why }]);
+                    warn!(
+                        node = r.node.as_str(),
+                        reason = why.as_str(),
+                        "rotation skips a node it could not drain"
+                    );
+                    rec.skip([SkippedNode {
+                        node: r.node.clone(),
+                        reason: why,
+                    }]);
                 }
             }
         }
@@ -238,7 +254,10 @@ pub async fn rotate(
 }
 
 /// Measures the allocate rate again and asks the planner for a wave (budgets re-read).
-pub(super) async fn plan_wave(deps: &RotationDeps, settings: &RotationSettings) -> Result<WavePlan> {
+pub(super) async fn plan_wave(
+    deps: &RotationDeps,
+    settings: &RotationSettings,
+) -> Result<WavePlan> {
     let rates = match &deps.metrics {
         Some(m) => Some(
             m.send(MeasureAllocateRates {
@@ -249,10 +268,7 @@ pub(super) async fn plan_wave(deps: &RotationDeps, settings: &RotationSettings) 
         None => None,
     };
     if let Some(r) = &rates {
-        info!(
-            maxAllocateRate = r.max_allocate_rate(),
-            "최대 사용률"
-        );
+        info!(maxAllocateRate = r.max_allocate_rate(), "최대 사용률");
     }
     let plan = deps
         .planner
@@ -337,7 +353,11 @@ async fn reserve(
             .collect(),
     );
     let count = placeholder::create(client, &settings.placeholder_namespace, &pods).await?;
-    info!(nodepool = settings.nodepool.as_str(), placeholders = count, "capacity first: placeholder pods created; waiting for them to run");
+    info!(
+        nodepool = settings.nodepool.as_str(),
+        placeholders = count,
+        "capacity first: placeholder pods created; waiting for them to run"
+    );
     let waited = tokio::select! {
         w = placeholder::wait_bound(client, &settings.placeholder_namespace, run, &pods, settings.capacity_timeout) => w?,
         _ = cancel.cancelled() => return Err(Error::Usage("interrupted while reserving capacity".into())),
@@ -347,7 +367,11 @@ async fn reserve(
             placeholders: count,
         }),
         Some(reason) => {
-            warn!(nodepool = settings.nodepool.as_str(), reason = reason.as_str(), "no capacity for the wave: falling back to plain waves");
+            warn!(
+                nodepool = settings.nodepool.as_str(),
+                reason = reason.as_str(),
+                "no capacity for the wave: falling back to plain waves"
+            );
             placeholder::delete(client, &placeholder::run_selector(run)).await?;
             rec.capacity_fallback = Some(reason.clone());
             deps.notifier
@@ -429,7 +453,16 @@ async fn finish(
     }
     let elapsed = (Utc::now() - rec.started_at).to_std().unwrap_or_default();
     let summary = rec.summary(&settings.nodepool, elapsed, finished);
-    info!(nodepool = settings.nodepool.as_str(), run = rec.run_id.as_str(), replaced = summary.replaced.len(), skipped = summary.skipped.len(), waves = summary.waves, seconds = elapsed.as_secs(), finished, "rotation over");
+    info!(
+        nodepool = settings.nodepool.as_str(),
+        run = rec.run_id.as_str(),
+        replaced = summary.replaced.len(),
+        skipped = summary.skipped.len(),
+        waves = summary.waves,
+        seconds = elapsed.as_secs(),
+        finished,
+        "rotation over"
+    );
     deps.notifier
         .do_send(Notify(Notice::Rotation(RotationNotice::Finished {
             cluster: deps.cluster.clone(),

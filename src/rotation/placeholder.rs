@@ -115,7 +115,10 @@ impl Constraints {
             anti_affinity: spec
                 .and_then(|s| s.affinity.as_ref())
                 .and_then(|a| a.pod_anti_affinity.as_ref())
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.clone())
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .clone()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -155,7 +158,8 @@ pub fn placeholder_pod(
         let mut terms = Vec::new();
         for term in &constraints.anti_affinity {
             let mut own = term.clone();
-            if own.namespaces.as_ref().is_none_or(Vec::is_empty) && own.namespace_selector.is_none() {
+            if own.namespaces.as_ref().is_none_or(Vec::is_empty) && own.namespace_selector.is_none()
+            {
                 own.namespaces = Some(vec![constraints.namespace.clone()]);
             }
             terms.push(serde_json::to_value(own).unwrap_or_default());
@@ -164,7 +168,8 @@ pub fn placeholder_pod(
                 "topologyKey": term.topology_key,
             }));
         }
-        affinity["podAntiAffinity"] = json!({"requiredDuringSchedulingIgnoredDuringExecution": terms});
+        affinity["podAntiAffinity"] =
+            json!({"requiredDuringSchedulingIgnoredDuringExecution": terms});
     }
     let mut node_selector = constraints.node_selector.clone();
     node_selector.insert(NODEPOOL_LABEL.to_string(), spec.nodepool.to_string());
@@ -369,8 +374,12 @@ pub async fn label_wave(client: &Client, nodes: &[String], run: Option<&str>) ->
     let body = json!({"metadata": {"labels": {WAVE_LABEL: run}}});
     for node in nodes {
         crate::k8s::gone_is_ok(
-            api.patch(node, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&body))
-                .await,
+            api.patch(
+                node,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&body),
+            )
+            .await,
         )
         .map_err(|e| Error::kube(format!("label node {node} {WAVE_LABEL}"), e))?;
     }

@@ -34,7 +34,8 @@ fn the_placeholder_is_low_priority_pinned_to_the_pool_and_off_the_wave() {
         avoid_wave: true,
     };
     let requests = BTreeMap::from([("cpu".to_string(), 1.5), ("memory".to_string(), 1e9)]);
-    let p = serde_json::to_value(placeholder_pod(&spec, &requests, &Constraints::default())).unwrap();
+    let p =
+        serde_json::to_value(placeholder_pod(&spec, &requests, &Constraints::default())).unwrap();
     assert_eq!(p["metadata"]["namespace"], "ns");
     assert_eq!(p["metadata"]["labels"][PLACEHOLDER_LABEL], "pool");
     assert_eq!(p["metadata"]["labels"][PLACEHOLDER_RUN_LABEL], "run-1");
@@ -84,8 +85,12 @@ fn a_spread_pod_gets_placeholders_that_spread_alike_without_its_labels() {
     assert_eq!(a["metadata"]["labels"].get("app"), None);
     let group = a["metadata"]["labels"][SPREAD_LABEL].clone();
     assert_eq!(group, b["metadata"]["labels"][SPREAD_LABEL]);
-    let terms = &a["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    let terms =
+        &a["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
     assert_eq!(terms[0]["labelSelector"]["matchLabels"]["spread"], "one");
     assert_eq!(terms[0]["namespaces"], json!(["ns"]));
-    assert_eq!(terms[1], json!({"labelSelector": {"matchLabels": {SPREAD_LABEL: group}}, "topologyKey": "kubernetes.io/hostname"}));
+    assert_eq!(
+        terms[1],
+        json!({"labelSelector": {"matchLabels": {SPREAD_LABEL: group}}, "topologyKey": "kubernetes.io/hostname"})
+    );
 }

@@ -81,7 +81,10 @@ pub async fn preflight(deps: &RotationDeps, settings: &RotationSettings) -> Resu
             continue;
         }
         if let Some(reason) = &node.skipped {
-            if !matches!(reason, crate::plan::candidates::SkipReason::BlockingPods { .. }) {
+            if !matches!(
+                reason,
+                crate::plan::candidates::SkipReason::BlockingPods { .. }
+            ) {
                 skipped.push(Finding {
                     node: node.node.clone(),
                     what: reason.to_string(),

@@ -52,7 +52,10 @@ pub async fn check(client: &Client, c: &SettleCheck<'_>) -> Result<Option<String
     let pool = crate::k8s::nodes::of_nodepool(client, c.nodepool)
         .await
         .map_err(|e| Error::kube(format!("list nodes of NodePool {}", c.nodepool), e))?;
-    let names: BTreeSet<String> = pool.iter().filter_map(|n| n.metadata.name.clone()).collect();
+    let names: BTreeSet<String> = pool
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
     if c.wait_gone {
         let left: Vec<&String> = c.nodes.iter().filter(|n| names.contains(*n)).collect();
         if !left.is_empty() {

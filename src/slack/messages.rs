@@ -290,7 +290,9 @@ fn rotation_blocks(notice: &RotationNotice) -> (String, Vec<Value>) {
                     "{w} wave(s) expected, ETA about {}",
                     crate::plan::rotation::human_duration(*eta)
                 ),
-                _ => "no wave fits the NodePool right now (budget or allocate rate); waiting".into(),
+                _ => {
+                    "no wave fits the NodePool right now (budget or allocate rate); waiting".into()
+                }
             };
             let mut blocks = vec![
                 header(&title),

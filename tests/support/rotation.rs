@@ -36,7 +36,13 @@ pub struct PoolSampler {
 
 impl PoolSampler {
     /// Samples every `period` until `stop`.
-    pub fn start(client: &Client, nodepool: &str, namespace: &str, app: &str, period: Duration) -> Self {
+    pub fn start(
+        client: &Client,
+        nodepool: &str,
+        namespace: &str,
+        app: &str,
+        period: Duration,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (client, nodepool, namespace, app) = (
@@ -51,7 +57,8 @@ impl PoolSampler {
             let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
             let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
                 Api::namespaced(client, &namespace);
-            let by_pool = ListParams::default().labels(&format!("karpenter.sh/nodepool={nodepool}"));
+            let by_pool =
+                ListParams::default().labels(&format!("karpenter.sh/nodepool={nodepool}"));
             let started = tokio::time::Instant::now();
             let mut ticker = tokio::time::interval(period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -85,7 +92,11 @@ impl PoolSampler {
                     .items
                     .iter()
                     .filter(|p| {
-                        let placeholder = p.metadata.labels.as_ref().is_some_and(|l| l.contains_key("node-drain.io/placeholder"));
+                        let placeholder = p
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .is_some_and(|l| l.contains_key("node-drain.io/placeholder"));
                         let unbound = p.spec.as_ref().is_none_or(|s| s.node_name.is_none());
                         let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
                         !placeholder
@@ -127,13 +138,19 @@ pub fn min_ready(samples: &[Sample]) -> usize {
 }
 
 pub fn min_deployment_ready(samples: &[Sample]) -> i32 {
-    samples.iter().map(|s| s.deployment_ready).min().unwrap_or(0)
+    samples
+        .iter()
+        .map(|s| s.deployment_ready)
+        .min()
+        .unwrap_or(0)
 }
 
 /// Samples per second over the whole run.
 pub fn rate_hz(samples: &[Sample]) -> f64 {
     match (samples.first(), samples.last()) {
-        (Some(a), Some(b)) if b.at > a.at => (samples.len() - 1) as f64 / (b.at - a.at).as_secs_f64(),
+        (Some(a), Some(b)) if b.at > a.at => {
+            (samples.len() - 1) as f64 / (b.at - a.at).as_secs_f64()
+        }
         _ => 0.0,
     }
 }
