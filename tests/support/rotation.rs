@@ -145,6 +145,20 @@ pub fn min_deployment_ready(samples: &[Sample]) -> i32 {
         .unwrap_or(0)
 }
 
+/// The most samples in a row whose ready count (pods or readyReplicas) is below `want`.
+pub fn longest_dip(samples: &[Sample], want: usize) -> usize {
+    let (mut longest, mut current) = (0, 0);
+    for s in samples {
+        if s.ready < want || (s.deployment_ready as usize) < want {
+            current += 1;
+            longest = longest.max(current);
+        } else {
+            current = 0;
+        }
+    }
+    longest
+}
+
 /// Samples per second over the whole run.
 pub fn rate_hz(samples: &[Sample]) -> f64 {
     match (samples.first(), samples.last()) {
