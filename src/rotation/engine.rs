@@ -12,16 +12,15 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::placeholder::{self, PlaceholderSpec};
+use super::{capacity, placeholder};
 use super::{record, settle, survey, RotationDeps, RotationSettings};
 use crate::drain::{DrainOutcome, Retire, StopReason};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::messages::{
     AwaitRun, CancelRun, MeasureAllocateRates, Notify, PlanWave, RunReport, StartRun,
 };
 use crate::plan::rotation::{
-    expected_waves, CapacityOutcome, PoolNode, RotationRecord, RotationSummary, SkippedNode,
-    WaveRecord,
+    CapacityOutcome, PoolNode, RotationRecord, RotationSummary, SkippedNode, WaveRecord,
 };
 use crate::plan::WavePlan;
 use crate::slack::{Notice, RotationNotice};
@@ -47,8 +46,8 @@ pub async fn rotate(
 ) -> Result<RotationSummary> {
     let pool = settings.nodepool.as_str();
     let client = &deps.client;
-    let leftovers = placeholder::delete(client, &placeholder::nodepool_selector(pool)).await?;
-    let labelled = placeholder::unlabel_leftovers(client, pool).await?;
+    let leftovers = capacity::delete(client, &placeholder::nodepool_selector(pool)).await?;
+    let labelled = capacity::unlabel_leftovers(client, pool).await?;
     if leftovers + labelled > 0 {
         warn!(
             nodepool = pool,
@@ -73,7 +72,7 @@ pub async fn rotate(
     let mut stalled_since: Option<tokio::time::Instant> = None;
     loop {
         if cancel.is_cancelled() {
-            return Ok(finish(deps, settings, &rec, false).await);
+            return Ok(super::report::finish(deps, settings, &rec, false).await);
         }
         let plan = plan_wave(deps, settings).await?;
         let nodes: Vec<PoolNode> = plan
@@ -89,10 +88,10 @@ pub async fn rotate(
         let remaining = rec.remaining(&nodes);
         if !announced {
             announced = true;
-            announce(deps, settings, &rec, &remaining, &plan, resumed);
+            super::report::announce(deps, settings, &rec, &remaining, &plan, resumed);
         }
         if remaining.is_empty() {
-            return Ok(finish(deps, settings, &rec, true).await);
+            return Ok(super::report::finish(deps, settings, &rec, true).await);
         }
         let candidates: Vec<_> = plan.nodes.iter().map(|n| n.candidate.clone()).collect();
         let choice = rec.choose_wave(&candidates, &remaining, plan.wave.wave_size);
@@ -122,7 +121,7 @@ pub async fn rotate(
                     nodepool = pool,
                     "no room for a wave within the stall timeout; stopping (progress kept)"
                 );
-                return Ok(finish(deps, settings, &rec, false).await);
+                return Ok(super::report::finish(deps, settings, &rec, false).await);
             }
             info!(
                 nodepool = pool,
@@ -131,7 +130,7 @@ pub async fn rotate(
                 "no wave fits the NodePool now; waiting"
             );
             if sleep_or_cancel(Duration::from_secs(5), cancel).await {
-                return Ok(finish(deps, settings, &rec, false).await);
+                return Ok(super::report::finish(deps, settings, &rec, false).await);
             }
             continue;
         }
@@ -146,7 +145,7 @@ pub async fn rotate(
             .collect();
         let surveyed = survey::survey(client, &wave_nodes, None).await?;
         let placeholder_run = format!("{}-w{number}", rec.run_id);
-        let capacity = reserve(
+        let capacity = capacity::reserve(
             deps,
             settings,
             &mut rec,
@@ -159,8 +158,8 @@ pub async fn rotate(
             Ok(c) => c,
             Err(e) => {
                 let _ =
-                    placeholder::delete(client, &placeholder::run_selector(&placeholder_run)).await;
-                let _ = placeholder::label_wave(client, &choice.drain, None).await;
+                    capacity::delete(client, &placeholder::run_selector(&placeholder_run)).await;
+                let _ = capacity::label_wave(client, &choice.drain, None).await;
                 return Err(e);
             }
         };
@@ -179,16 +178,15 @@ pub async fn rotate(
         // for them to preempt, each replacement waited about a second for the
         // preemption: one replica short, which a 4 Hz sampler sees.)
         if matches!(capacity, CapacityOutcome::Reserved { .. }) {
-            placeholder::delete(client, &placeholder::run_selector(&placeholder_run)).await?;
+            capacity::delete(client, &placeholder::run_selector(&placeholder_run)).await?;
         }
         let report = drain_wave(deps, settings, &choice.drain, plan, number, cancel, observe).await;
         // The placeholders go when the wave ends, whatever happened.
-        if let Err(e) =
-            placeholder::delete(client, &placeholder::run_selector(&placeholder_run)).await
+        if let Err(e) = capacity::delete(client, &placeholder::run_selector(&placeholder_run)).await
         {
             warn!(error = %e, "could not delete this wave's placeholders; the next run removes them");
         }
-        if let Err(e) = placeholder::label_wave(client, &choice.drain, None).await {
+        if let Err(e) = capacity::label_wave(client, &choice.drain, None).await {
             warn!(error = %e, "could not remove the wave label; the next run removes it");
         }
         let report = report?;
@@ -225,7 +223,7 @@ pub async fn rotate(
         });
         record::write(client, pool, &rec).await?;
         if interrupted {
-            return Ok(finish(deps, settings, &rec, false).await);
+            return Ok(super::report::finish(deps, settings, &rec, false).await);
         }
         let drained: Vec<String> = report
             .nodes
@@ -243,7 +241,7 @@ pub async fn rotate(
         };
         if let Err(e) = settle::wait(client, &check, settings.settle_timeout, cancel).await {
             warn!(nodepool = pool, error = %e, "the wave did not settle; stopping the rotation (progress kept)");
-            return Ok(finish(deps, settings, &rec, false).await);
+            return Ok(super::report::finish(deps, settings, &rec, false).await);
         }
         // Recorded wave time includes the settling: what the next ETA uses.
         if let Some(w) = rec.waves.last_mut() {
@@ -288,104 +286,6 @@ pub(super) async fn plan_wave(
         "드레인 할 노드 개수"
     );
     Ok(plan)
-}
-
-fn announce(
-    deps: &RotationDeps,
-    settings: &RotationSettings,
-    rec: &RotationRecord,
-    remaining: &[String],
-    plan: &WavePlan,
-    resumed: bool,
-) {
-    let waves = expected_waves(remaining.len(), plan.wave.wave_size);
-    let eta = waves.map(|w| rec.wave_estimate() * w as u32);
-    info!(nodepool = settings.nodepool.as_str(), run = rec.run_id.as_str(), nodes = remaining.len(), wavesExpected = ?waves, etaSeconds = ?eta.map(|d| d.as_secs()), resumed, "rotation started");
-    deps.notifier
-        .do_send(Notify(Notice::Rotation(RotationNotice::Started {
-            cluster: deps.cluster.clone(),
-            nodepool: settings.nodepool.clone(),
-            run_id: rec.run_id.clone(),
-            nodes: remaining.to_vec(),
-            waves_expected: waves,
-            eta,
-            resumed,
-        })));
-}
-
-/// Capacity first for one wave: placeholders for its evictable pods, waited
-/// for up to the bound; the fallback (recorded once) when they do not run.
-async fn reserve(
-    deps: &RotationDeps,
-    settings: &RotationSettings,
-    rec: &mut RotationRecord,
-    surveyed: &survey::Survey,
-    run: &str,
-    cancel: &CancellationToken,
-) -> Result<CapacityOutcome> {
-    if !settings.capacity_first {
-        return Ok(CapacityOutcome::Off);
-    }
-    if surveyed.evictable.is_empty() {
-        return Ok(CapacityOutcome::NotNeeded);
-    }
-    if let Some(reason) = &rec.capacity_fallback {
-        return Ok(CapacityOutcome::Fallback {
-            reason: reason.clone(),
-        });
-    }
-    let client = &deps.client;
-    placeholder::ensure_priority_class(client).await?;
-    let wave: Vec<String> = surveyed.hostnames.keys().cloned().collect();
-    placeholder::label_wave(client, &wave, Some(run)).await?;
-    let spec = PlaceholderSpec {
-        nodepool: &settings.nodepool,
-        run_id: run,
-        namespace: &settings.placeholder_namespace,
-        image: &settings.placeholder_image,
-        avoid_wave: true,
-    };
-    let pods: Vec<_> = placeholder::numbered(
-        surveyed
-            .evictable
-            .iter()
-            .map(|e| placeholder::placeholder_pod(&spec, &e.requests, &e.constraints))
-            .collect(),
-    );
-    let count = placeholder::create(client, &settings.placeholder_namespace, &pods).await?;
-    info!(
-        nodepool = settings.nodepool.as_str(),
-        placeholders = count,
-        "capacity first: placeholder pods created; waiting for them to run"
-    );
-    let waited = tokio::select! {
-        w = placeholder::wait_bound(client, &settings.placeholder_namespace, run, &pods, settings.capacity_timeout) => w?,
-        _ = cancel.cancelled() => return Err(Error::Usage("interrupted while reserving capacity".into())),
-    };
-    match waited {
-        None => Ok(CapacityOutcome::Reserved {
-            placeholders: count,
-        }),
-        Some(reason) => {
-            warn!(
-                nodepool = settings.nodepool.as_str(),
-                reason = reason.as_str(),
-                "no capacity for the wave: falling back to plain waves"
-            );
-            placeholder::delete(client, &placeholder::run_selector(run)).await?;
-            rec.capacity_fallback = Some(reason.clone());
-            deps.notifier
-                .do_send(Notify(Notice::Rotation(RotationNotice::Wave {
-                    cluster: deps.cluster.clone(),
-                    nodepool: settings.nodepool.clone(),
-                    number: rec.waves.len() + 1,
-                    nodes: vec![],
-                    capacity: format!("no capacity, falling back to plain waves: {reason}"),
-                    skipped: vec![],
-                })));
-            Ok(CapacityOutcome::Fallback { reason })
-        }
-    }
 }
 
 /// Drains one wave through a run of the PlannerActor; a cancel stops the run
@@ -437,47 +337,4 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
     }
-}
-
-/// The summary; a finished rotation's record is removed, Slack is told.
-async fn finish(
-    deps: &RotationDeps,
-    settings: &RotationSettings,
-    rec: &RotationRecord,
-    finished: bool,
-) -> RotationSummary {
-    if finished {
-        if let Err(e) = record::clear(&deps.client, &settings.nodepool).await {
-            warn!(error = %e, "could not remove the rotation record from the NodePool");
-        }
-    }
-    let elapsed = (Utc::now() - rec.started_at).to_std().unwrap_or_default();
-    let summary = rec.summary(&settings.nodepool, elapsed, finished);
-    info!(
-        nodepool = settings.nodepool.as_str(),
-        run = rec.run_id.as_str(),
-        replaced = summary.replaced.len(),
-        skipped = summary.skipped.len(),
-        waves = summary.waves,
-        seconds = elapsed.as_secs(),
-        finished,
-        "rotation over"
-    );
-    deps.notifier
-        .do_send(Notify(Notice::Rotation(RotationNotice::Finished {
-            cluster: deps.cluster.clone(),
-            nodepool: settings.nodepool.clone(),
-            run_id: rec.run_id.clone(),
-            duration: elapsed,
-            waves: summary.waves,
-            replaced: summary.replaced.clone(),
-            skipped: summary
-                .skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.node, s.reason))
-                .collect(),
-            capacity_fallback: summary.capacity_fallback.clone(),
-            finished,
-        })));
-    summary
 }

@@ -6,13 +6,15 @@
 //! `plan::rotation`'s. The progress is recorded on the NodePool (`record`).
 //!
 //! - `engine`: the wave loop; `preflight`: what `--dry-run` prints;
-//! - `placeholder`: capacity first; `settle`: the wait between waves;
+//! - `placeholder` (what) and `capacity` (the IO): capacity first; `settle`: the wait between waves;
 //! - `survey`: what the wave's nodes hold; `record`: the NodePool annotation.
 
+pub mod capacity;
 pub mod engine;
 pub mod placeholder;
 pub mod preflight;
 pub mod record;
+mod report;
 pub mod settle;
 pub mod survey;
 

@@ -2,20 +2,16 @@
 //! requests of the wave's evictable pods, at a negative PriorityClass, pinned
 //! to the NodePool and kept off the wave's nodes, make Karpenter provision the
 //! replacement capacity. Evicted pods then preempt them and schedule at once.
-//! The spec is pure (`placeholder_pod`, `requests_of`); the rest talks to the
-//! API server. Placeholders are labelled so any later run removes leftovers.
+//! Pure: the spec (`placeholder_pod`, `requests_of`, the PriorityClass);
+//! `capacity` creates, waits for and deletes them. Placeholders are labelled
+//! so any later run removes leftovers.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Toleration};
+use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, Toleration};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::Client;
 use serde_json::json;
+use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
 use crate::k8s::karpenter::NODEPOOL_LABEL;
 
 pub const PRIORITY_CLASS: &str = "node-drain-placeholder";
@@ -224,113 +220,6 @@ pub fn priority_class() -> PriorityClass {
     .unwrap_or_default()
 }
 
-/// Creates the PriorityClass when absent (an existing one is left as it is).
-pub async fn ensure_priority_class(client: &Client) -> Result<()> {
-    let api: Api<PriorityClass> = Api::all(client.clone());
-    match api.create(&PostParams::default(), &priority_class()).await {
-        Ok(_) => Ok(()),
-        Err(e) if crate::k8s::api_code(&e) == Some(409) => Ok(()),
-        Err(e) => Err(Error::kube(
-            format!("create PriorityClass {PRIORITY_CLASS}"),
-            e,
-        )),
-    }
-}
-
-/// Creates the placeholders; answers how many.
-pub async fn create(client: &Client, namespace: &str, pods: &[Pod]) -> Result<usize> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    for pod in pods {
-        api.create(&PostParams::default(), pod)
-            .await
-            .map_err(|e| Error::kube(format!("create a placeholder pod in {namespace}"), e))?;
-    }
-    Ok(pods.len())
-}
-
-/// How long an unbound placeholder is left before it is created again: the
-/// scheduler can park an unschedulable pod for minutes (its unschedulable
-/// queue) even once Karpenter's node for it is Ready; a new pod is tried at once.
-const RECREATE_AFTER: Duration = Duration::from_secs(10);
-
-/// Waits (at most `bound`) until every placeholder (`specs`, created with
-/// `create`) is bound to a Ready node: the capacity exists. Answers None when
-/// it does, else what is still missing (the reason for the fallback).
-pub async fn wait_bound(
-    client: &Client,
-    namespace: &str,
-    run_id: &str,
-    specs: &[Pod],
-    bound: Duration,
-) -> Result<Option<String>> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let nodes: Api<Node> = Api::all(client.clone());
-    let params = ListParams::default().labels(&format!("{PLACEHOLDER_RUN_LABEL}={run_id}"));
-    let expected = specs.len();
-    let started = tokio::time::Instant::now();
-    let deadline = started + bound;
-    let mut last_recreate = started;
-    loop {
-        let listed = pods
-            .list(&params)
-            .await
-            .map_err(|e| Error::kube("list placeholder pods", e))?
-            .items;
-        let mut on_ready = 0;
-        let mut unbound: Vec<(String, usize)> = Vec::new();
-        for pod in &listed {
-            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
-                let index = pod
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(PLACEHOLDER_INDEX_LABEL))
-                    .and_then(|i| i.parse().ok());
-                if let (Some(name), Some(index)) = (pod.metadata.name.clone(), index) {
-                    unbound.push((name, index));
-                }
-                continue;
-            };
-            let ready = nodes
-                .get_opt(node)
-                .await
-                .map_err(|e| Error::kube(format!("get node {node}"), e))?
-                .is_some_and(|n| crate::k8s::nodes::ready(&n));
-            if ready {
-                on_ready += 1;
-            }
-        }
-        if on_ready >= expected {
-            return Ok(None);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(Some(format!(
-                "{} of {expected} placeholder pods on a Ready node after {}s (a NodePool limit, or no instance type fits?)",
-                on_ready,
-                bound.as_secs()
-            )));
-        }
-        if last_recreate.elapsed() >= RECREATE_AFTER && !unbound.is_empty() {
-            last_recreate = tokio::time::Instant::now();
-            let zero = DeleteParams {
-                grace_period_seconds: Some(0),
-                ..Default::default()
-            };
-            for (name, index) in unbound {
-                let Some(spec) = specs.get(index) else {
-                    continue;
-                };
-                crate::k8s::gone_is_ok(pods.delete(&name, &zero).await)
-                    .map_err(|e| Error::kube(format!("delete placeholder pod {name}"), e))?;
-                pods.create(&PostParams::default(), spec)
-                    .await
-                    .map_err(|e| Error::kube("create a placeholder pod again", e))?;
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
 /// Numbers the placeholders of a wave (`PLACEHOLDER_INDEX_LABEL`), so one can
 /// be created again from its spec.
 pub fn numbered(mut pods: Vec<Pod>) -> Vec<Pod> {
@@ -341,62 +230,6 @@ pub fn numbered(mut pods: Vec<Pod>) -> Vec<Pod> {
             .insert(PLACEHOLDER_INDEX_LABEL.to_string(), i.to_string());
     }
     pods
-}
-
-/// Deletes placeholders by label, in every namespace: one run's
-/// (`node-drain.io/placeholder-run=<run>`) or every leftover of a NodePool.
-pub async fn delete(client: &Client, selector: &str) -> Result<usize> {
-    let api: Api<Pod> = Api::all(client.clone());
-    let listed = api
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(|e| Error::kube(format!("list placeholder pods ({selector})"), e))?
-        .items;
-    let zero = DeleteParams {
-        grace_period_seconds: Some(0),
-        ..Default::default()
-    };
-    for pod in &listed {
-        let (Some(ns), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
-            continue;
-        };
-        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        crate::k8s::gone_is_ok(pods.delete(name, &zero).await)
-            .map_err(|e| Error::kube(format!("delete placeholder pod {ns}/{name}"), e))?;
-    }
-    Ok(listed.len())
-}
-
-/// Labels (`Some(run)`) or unlabels (`None`) nodes with `WAVE_LABEL`; a node
-/// already gone is skipped.
-pub async fn label_wave(client: &Client, nodes: &[String], run: Option<&str>) -> Result<()> {
-    let api: Api<Node> = Api::all(client.clone());
-    let body = json!({"metadata": {"labels": {WAVE_LABEL: run}}});
-    for node in nodes {
-        crate::k8s::gone_is_ok(
-            api.patch(
-                node,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&body),
-            )
-            .await,
-        )
-        .map_err(|e| Error::kube(format!("label node {node} {WAVE_LABEL}"), e))?;
-    }
-    Ok(())
-}
-
-/// Nodes of `nodepool` still labelled by a wave (a run that died): unlabelled.
-pub async fn unlabel_leftovers(client: &Client, nodepool: &str) -> Result<usize> {
-    let api: Api<Node> = Api::all(client.clone());
-    let listed = api
-        .list(&ListParams::default().labels(&format!("{NODEPOOL_LABEL}={nodepool},{WAVE_LABEL}")))
-        .await
-        .map_err(|e| Error::kube(format!("list nodes labelled {WAVE_LABEL}"), e))?
-        .items;
-    let names: Vec<String> = listed.into_iter().filter_map(|n| n.metadata.name).collect();
-    label_wave(client, &names, None).await?;
-    Ok(names.len())
 }
 
 pub fn run_selector(run_id: &str) -> String {
