@@ -39,6 +39,8 @@ pub mod messages;
 pub mod plan;
 /// The Prometheus / Mimir HTTP client.
 pub mod prometheus;
+/// Rotating a whole NodePool, wave after wave, capacity first.
+pub mod rotation;
 /// SIGINT/SIGTERM, listened for once.
 pub mod shutdown;
 /// Alertmanager silences for the nodes node-drain retires.

@@ -174,8 +174,37 @@ pub struct DrainArgs {
     /// Drain nodes despite blocking pods (bare pods, do-not-disrupt): they are evicted (PDBs still apply).
     #[arg(long)]
     pub force: bool,
+    /// Rotate the whole NodePool: waves until every node created before now is
+    /// replaced (with --dry-run: the preflight).
+    #[arg(long, conflicts_with = "nodes")]
+    pub rotate: bool,
+    #[command(flatten)]
+    pub rotation: RotateOptions,
     #[command(flatten)]
     pub opts: DrainOptions,
+}
+
+/// How `drain --rotate` runs its waves.
+#[derive(Debug, Clone, Args)]
+pub struct RotateOptions {
+    /// Reserve each wave's replacement capacity (placeholder pods) before cordoning it.
+    #[arg(long, env = "CAPACITY_FIRST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub capacity_first: bool,
+    /// How long placeholders may take to run before the wave falls back to a plain one.
+    #[arg(long, env = "CAPACITY_TIMEOUT", default_value = "5m", value_parser = parse_timeout)]
+    pub capacity_timeout: std::time::Duration,
+    /// Namespace of the placeholder pods.
+    #[arg(long, env = "PLACEHOLDER_NAMESPACE", default_value = "default")]
+    pub placeholder_namespace: String,
+    /// Image of the placeholder pods (never started for long: the pause image your nodes already have).
+    #[arg(long, env = "PLACEHOLDER_IMAGE", default_value = "pause:3.10")]
+    pub placeholder_image: String,
+    /// How long a wave may take to settle (its nodes gone, its pods running again).
+    #[arg(long, env = "SETTLE_TIMEOUT", default_value = "10m", value_parser = parse_timeout)]
+    pub settle_timeout: std::time::Duration,
+    /// How long to wait for the NodePool to allow the next wave (budget, allocate rate).
+    #[arg(long, env = "STALL_TIMEOUT", default_value = "10m", value_parser = parse_timeout)]
+    pub stall_timeout: std::time::Duration,
 }
 
 /// How each node is drained: shared by `drain` and `serve`.

@@ -22,6 +22,9 @@ use crate::messages::{
 pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
     info!("노드 드레인 커맨드를 실행합니다.");
     let nodepool = checked_nodepool(global)?;
+    if args.rotate {
+        return super::rotate::run(global, args).await;
+    }
     let actors = start_actors(
         global,
         args.nodes.is_empty(),

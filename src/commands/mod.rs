@@ -6,6 +6,7 @@ mod allocate_rate;
 mod drain;
 pub mod progress_bars;
 pub mod render;
+mod rotate;
 mod serve;
 
 use tracing::error;

@@ -15,6 +15,16 @@ pub struct Bars {
 }
 
 impl Bars {
+    /// Bars for one wave of a rotation: a heading line, then a bar per node.
+    pub fn start_wave(number: usize, nodes: &[String]) -> Option<Self> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let heading = crate::telemetry::progress_output().add(ProgressBar::new_spinner());
+        heading.finish_with_message(format!("wave {number}: {} node(s)", nodes.len()));
+        Self::start(nodes)
+    }
+
     /// Bars for `nodes` when standard error is a terminal; None otherwise.
     pub fn start(nodes: &[String]) -> Option<Self> {
         if !std::io::stderr().is_terminal() {

@@ -6,6 +6,7 @@ use crate::drain::pods::PodAction;
 use crate::drain::DrainOutcome;
 use crate::messages::RunReport;
 use crate::plan::WavePlan;
+use crate::rotation::preflight::Preflight;
 use crate::units::format_resource;
 
 pub fn json<T: serde::Serialize>(value: &T) -> String {
@@ -126,5 +127,72 @@ pub fn run_summary(report: &RunReport) -> String {
         "Totals: {drained} of {} nodes drained, {evicted} pods evicted, {forced} force-deleted",
         report.nodes.len() + report.unfinished.len()
     );
+    out
+}
+
+/// The preflight of `drain --rotate --dry-run`: the waves expected, the
+/// estimate, what will be skipped and what may hold a wave up, then the first
+/// wave's plan as `drain --dry-run` prints it.
+pub fn preflight_text(p: &Preflight) -> String {
+    let mut out = String::new();
+    let resumed = if p.resumed {
+        " (continuing the rotation recorded on the NodePool)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "Rotation preflight of NodePool {}{resumed}: {} node(s) created at or before {} to replace",
+        p.nodepool,
+        p.remaining.len(),
+        p.cutoff.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let capacity = if p.capacity_first {
+        "capacity first (placeholder pods reserve each wave's replacements)"
+    } else {
+        "plain waves (capacity first off)"
+    };
+    let _ = writeln!(out, "Wave size now: {} node(s); {capacity}", p.wave_size);
+    for cap in &p.limited_by {
+        let _ = writeln!(out, "  limited by {cap}");
+    }
+    match p.estimated_duration {
+        Some(d) => {
+            let _ = writeln!(
+                out,
+                "Expected: {} wave(s), about {}",
+                p.waves.len(),
+                crate::plan::rotation::human_duration(d)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "Expected: no wave fits the NodePool now (budget or allocate rate); the rotation would wait"
+            );
+        }
+    }
+    for (i, wave) in p.waves.iter().enumerate() {
+        let _ = writeln!(out, "  wave {}: {}", i + 1, wave.join(", "));
+    }
+    if p.skipped.is_empty() {
+        let _ = writeln!(out, "Will skip: nothing");
+    } else {
+        let _ = writeln!(out, "Will skip:");
+        for f in &p.skipped {
+            let _ = writeln!(out, "  {}  {}", f.node, f.what);
+        }
+    }
+    if !p.warnings.is_empty() {
+        let _ = writeln!(out, "May hold a wave up:");
+        for f in &p.warnings {
+            let _ = writeln!(out, "  {}  {}", f.node, f.what);
+        }
+    }
+    if let Some(plan) = &p.plan {
+        let _ = writeln!(out, "First wave's plan:");
+        out.push_str(&plan_text(plan));
+    }
+    let _ = writeln!(out, "Nothing was changed (--dry-run).");
     out
 }

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod candidates;
+pub mod rotation;
 pub mod wave;
 
 use serde::Serialize;

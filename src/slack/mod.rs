@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use messages::{payload, Notice, MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS};
+pub use messages::{
+    payload, Notice, RotationNotice, MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS,
+};
 
 /// The webhook URL: a credential (its path is the token). It is never printed —
 /// not by Debug, not by Display, not in an error.

@@ -13,6 +13,7 @@ pub mod http;
 pub mod image;
 pub mod nodes;
 pub mod observe;
+pub mod rotation;
 pub mod workloads;
 
 #[allow(unused_imports)]
