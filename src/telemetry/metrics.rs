@@ -29,6 +29,8 @@ pub struct Metrics {
     config_reloads: Family<Labels, Counter>,
     admin_requests: Family<Labels, Counter>,
     silences: Family<Labels, Counter>,
+    graceful_drains: Family<Labels, Counter>,
+    admissions: Family<Labels, Counter>,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -56,6 +58,8 @@ impl Metrics {
             config_reloads: Family::default(),
             admin_requests: Family::default(),
             silences: Family::default(),
+            graceful_drains: Family::default(),
+            admissions: Family::default(),
             registry: Registry::default(),
         };
         registry.register("drains", "Node drains by result", m.drains.clone());
@@ -124,6 +128,16 @@ impl Metrics {
             "Alertmanager silences for retired nodes, by result (created, expired, error)",
             m.silences.clone(),
         );
+        registry.register(
+            "graceful_drains",
+            "Graceful drains of evicted pods by result (deleted, timeout: deleted at drainTimeoutSeconds, restored)",
+            m.graceful_drains.clone(),
+        );
+        registry.register(
+            "admission_requests",
+            "pods/eviction admission requests by outcome (graceful, refused-pdb, unmanaged, other-user, not-leader, ...)",
+            m.admissions.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -185,6 +199,18 @@ impl Metrics {
     pub fn silence(&self, result: &str) {
         self.silences
             .get_or_create(&labels(&[("result", result)]))
+            .inc();
+    }
+
+    pub fn graceful_drain(&self, result: &str) {
+        self.graceful_drains
+            .get_or_create(&labels(&[("result", result)]))
+            .inc();
+    }
+
+    pub fn admission(&self, outcome: &str) {
+        self.admissions
+            .get_or_create(&labels(&[("outcome", outcome)]))
             .inc();
     }
 

@@ -1,0 +1,375 @@
+//! The do part: one task per pod being drained gracefully, each reading the
+//! pod, asking `step::next`, doing that one thing and writing the new step
+//! onto the pod. The record is on the pod, so a task is all the state there
+//! is: the leader's reconciler LISTs the labelled pods every few seconds and
+//! starts a task for each one without (after a restart, on a new leader).
+//! Plain tokio tasks, not an actor: a task owns one pod and needs no mailbox;
+//! the map of pods in flight keeps two tasks off one pod.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use dashmap::DashMap;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::Recorder;
+use kube::Client;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::record::{Mode, Record, ANNOTATION, HASH, LABEL, LABEL_VALUE};
+use super::step::{next, Action, Facts};
+use crate::config::{current, SharedConfig};
+use crate::k8s::fence::Fence;
+use crate::k8s::lease::Role;
+
+pub struct Graceful {
+    /// The daemon's fenced client: a former leader writes nothing.
+    pub(super) client: Client,
+    /// Read at every step, so a reloaded grace period applies at once.
+    pub(super) config: SharedConfig,
+    pub(super) role: watch::Receiver<Role>,
+    pub(super) fence: Fence,
+    /// Pods (by UID) a task is draining now.
+    in_flight: DashMap<String, ()>,
+    recorder: Recorder,
+    /// How long a task sleeps between two reads of its pod.
+    tick: Duration,
+}
+
+impl Graceful {
+    pub fn new(
+        client: Client,
+        config: SharedConfig,
+        role: watch::Receiver<Role>,
+        fence: Fence,
+        instance: &str,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            recorder: crate::k8s::events::recorder(client.clone(), instance),
+            client,
+            config,
+            role,
+            fence,
+            in_flight: DashMap::new(),
+            tick: Duration::from_millis(500),
+        })
+    }
+
+    /// Only the leader (its lease renewed in time) acts.
+    pub fn leading(&self) -> bool {
+        *self.role.borrow() == Role::Leader && self.fence.is_open()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Starts draining a marked pod unless a task already does.
+    pub fn ensure(self: &Arc<Self>, uid: &str, namespace: &str, name: &str) {
+        if self.in_flight.insert(uid.to_string(), ()).is_none() {
+            let this = self.clone();
+            let (uid, namespace, name) = (uid.to_string(), namespace.to_string(), name.to_string());
+            tokio::spawn(async move {
+                this.drive(&uid, &namespace, &name).await;
+                this.in_flight.remove(&uid);
+            });
+        }
+    }
+
+    /// While leader, every `period`: finds the pods an earlier process left
+    /// marked and drains them on.
+    pub fn spawn_reconciler(self: &Arc<Self>, period: Duration) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if this.leading() {
+                    if let Err(e) = this.resume().await {
+                        warn!(error = %e, "graceful drains: could not list the marked pods; retrying");
+                    }
+                }
+                tokio::time::sleep(period).await;
+            }
+        });
+    }
+
+    async fn resume(self: &Arc<Self>) -> kube::Result<()> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let marked = pods
+            .list(&ListParams::default().labels(&format!("{LABEL}={LABEL_VALUE}")))
+            .await?;
+        for pod in marked.items {
+            let m = &pod.metadata;
+            if let (Some(uid), Some(ns), Some(name)) = (&m.uid, &m.namespace, &m.name) {
+                if m.deletion_timestamp.is_none() && !self.in_flight.contains_key(uid) {
+                    info!(
+                        namespace = ns.as_str(),
+                        pod = name.as_str(),
+                        "graceful drain: resuming a pod an earlier process marked"
+                    );
+                    self.ensure(uid, ns, name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn drive(&self, uid: &str, namespace: &str, name: &str) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let target = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            uid: Some(uid.into()),
+            ..Default::default()
+        };
+        loop {
+            if !self.leading() {
+                return;
+            }
+            let pod = match pods.get_opt(name).await {
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => p,
+                Ok(_) => return,
+                Err(e) => {
+                    warn!(pod = name, error = %e, "graceful drain: could not read the pod; retrying");
+                    tokio::time::sleep(self.tick * 4).await;
+                    continue;
+                }
+            };
+            let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+            let mut record = match Record::parse(&annotations) {
+                Some(Ok(r)) => r,
+                other => {
+                    // A label without a readable record: nothing to finish or
+                    // restore from; take the label off so it is not retried.
+                    let why = match other {
+                        Some(Err(e)) => e,
+                        _ => format!("no {ANNOTATION} annotation"),
+                    };
+                    warn!(pod = name, reason = why.as_str(), "graceful drain: dropped");
+                    let patch = serde_json::json!({"metadata": {"labels": {LABEL: null}}});
+                    let _ = pods
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                    return;
+                }
+            };
+            let config = current(&self.config).graceful.clone();
+            let rv = pod.metadata.resource_version.clone();
+            let mut facts = Facts {
+                terminating: pod.metadata.deletion_timestamp.is_some(),
+                excluded: !config.namespace_included(namespace),
+                ..Facts::default()
+            };
+            if !facts.terminating && !facts.excluded {
+                match self.read_facts(namespace, &record).await {
+                    Ok((ready, hash)) => {
+                        facts.replacement_ready = ready;
+                        facts.service_selects_hash = hash;
+                    }
+                    Err(e) => {
+                        warn!(pod = name, error = %e, "graceful drain: could not read the replacement or Services; retrying");
+                        tokio::time::sleep(self.tick * 4).await;
+                        continue;
+                    }
+                }
+            }
+            let grace = chrono::Duration::seconds(config.grace_period_seconds as i64);
+            let timeout = chrono::Duration::seconds(config.drain_timeout_seconds as i64);
+            let now = Utc::now();
+            let action = next(&record, facts, grace, timeout, now);
+            let metrics = crate::telemetry::metrics::get();
+            let written = match action {
+                Action::Wait => Ok(()),
+                Action::Done => return,
+                Action::Start(mode) => {
+                    let patch = record.start_patch(mode, now, rv.as_deref());
+                    let result = pods
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                    if result.is_ok() {
+                        let note = match mode {
+                            Mode::ReplaceFirst => "replacement first: out of its ReplicaSet (pod-template-hash changed), still serving".to_string(),
+                            Mode::IsolateFirst => "fallback: a Service selects pod-template-hash, so the pod leaves its Services before its replacement starts".to_string(),
+                            Mode::IsolateOnly => "fallback: not a ReplicaSet's pod (its replacement can only follow the delete): out of its Services, then the grace period".to_string(),
+                        };
+                        info!(namespace, pod = name, mode = ?mode, "graceful drain started");
+                        let reason = if mode == Mode::ReplaceFirst {
+                            "GracefulDrainStarted"
+                        } else {
+                            "GracefulDrainFallback"
+                        };
+                        self.event(&target, false, reason, note).await;
+                    }
+                    result.map(|_| ())
+                }
+                Action::Isolate => {
+                    let patch = record.isolate_patch(now, rv.as_deref());
+                    let result = pods
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                    if result.is_ok() {
+                        info!(
+                            namespace,
+                            pod = name,
+                            "graceful drain: replacement Ready, pod out of its Services"
+                        );
+                        self.event(
+                            &target,
+                            false,
+                            "GracefulDrainIsolated",
+                            format!(
+                                "replacement Ready: out of its Services; deleted in {}s",
+                                config.grace_period_seconds
+                            ),
+                        )
+                        .await;
+                    }
+                    result.map(|_| ())
+                }
+                Action::Delete { timed_out } => {
+                    let params = DeleteParams {
+                        preconditions: Some(Preconditions {
+                            uid: Some(uid.into()),
+                            resource_version: None,
+                        }),
+                        ..DeleteParams::default()
+                    };
+                    let result = crate::k8s::gone_is_ok(pods.delete(name, &params).await);
+                    if result.is_ok() {
+                        if timed_out {
+                            metrics.graceful_drain("timeout");
+                            warn!(
+                                namespace,
+                                pod = name,
+                                "graceful drain: drainTimeoutSeconds passed; deleted anyway"
+                            );
+                            self.event(
+                                &target,
+                                true,
+                                "GracefulDrainTimedOut",
+                                format!(
+                                    "drainTimeoutSeconds ({}) passed at step {:?}: deleted anyway",
+                                    config.drain_timeout_seconds, record.step
+                                ),
+                            )
+                            .await;
+                        } else {
+                            metrics.graceful_drain("deleted");
+                            info!(
+                                namespace,
+                                pod = name,
+                                "graceful drain: grace period over; deleted"
+                            );
+                            self.event(
+                                &target,
+                                false,
+                                "GracefulDrainDeleted",
+                                format!(
+                                    "{}s out of its Services: deleted with its own grace period",
+                                    config.grace_period_seconds
+                                ),
+                            )
+                            .await;
+                        }
+                        return;
+                    }
+                    result
+                }
+                Action::Restore => {
+                    let patch = record.restore_patch(rv.as_deref());
+                    let result = pods
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                    if result.is_ok() {
+                        metrics.graceful_drain("restored");
+                        info!(
+                            namespace,
+                            pod = name,
+                            "graceful drain aborted: labels and ownership restored"
+                        );
+                        self.event(&target, true, "GracefulDrainRestored", "aborted (namespace no longer included): labels and ownerReferences restored".into()).await;
+                        return;
+                    }
+                    result.map(|_| ())
+                }
+            };
+            match written {
+                // A conflict: the pod changed under us; read it again at once.
+                Err(e) if crate::k8s::api_code(&e) == Some(409) => continue,
+                Err(e) => {
+                    warn!(namespace, pod = name, action = ?action, error = %e, "graceful drain: step failed; retrying")
+                }
+                Ok(()) => {}
+            }
+            tokio::time::sleep(self.tick).await;
+        }
+    }
+
+    /// Whether a replacement is Ready, and whether a Service that selects
+    /// the pod's original labels uses `pod-template-hash`.
+    async fn read_facts(&self, namespace: &str, record: &Record) -> kube::Result<(bool, bool)> {
+        let mut ready = false;
+        if let (Some(rs), Some(hash)) = (record.replica_set(), record.labels.get(HASH)) {
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+            let siblings = pods
+                .list(&ListParams::default().labels(&format!("{HASH}={hash}")))
+                .await?;
+            ready = siblings.items.iter().any(|p| {
+                let controlled = p
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && o.uid == rs.uid);
+                let new = p
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .is_some_and(|t| t.0.as_second() >= record.started.timestamp());
+                controlled && new && p.metadata.deletion_timestamp.is_none() && pod_ready(p)
+            });
+        }
+        let mut selects_hash = false;
+        if record.step == super::record::Step::Requested {
+            let services: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+            selects_hash = services
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .any(|s| {
+                    let selector = s
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .unwrap_or_default();
+                    !selector.is_empty()
+                        && selector.contains_key(HASH)
+                        && selector
+                            .iter()
+                            .all(|(k, v)| record.labels.get(k) == Some(v))
+                });
+        }
+        Ok((ready, selects_hash))
+    }
+
+    pub(super) async fn event(
+        &self,
+        target: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        crate::k8s::events::publish(&self.recorder, target, warning, reason, note).await;
+    }
+}
+
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
