@@ -114,6 +114,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
             shared.clone(),
             role_rx.clone(),
             fence.clone(),
+            lease_id.clone(),
             &identity.holder,
         )?),
         None => None,

@@ -103,6 +103,7 @@ impl Graceful {
         let record = Record::new(
             Utc::now(),
             &request.user_info.username,
+            Some(self.lease.clone()),
             labels,
             m.owner_references.clone().unwrap_or_default(),
         );

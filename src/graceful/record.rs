@@ -63,6 +63,10 @@ pub struct Record {
     /// Who evicted (the admission request's user) or what asked.
     #[serde(default)]
     pub by: String,
+    /// The Lease (namespace/name) of the daemons that own this drain: only
+    /// they resume it, as with nodes (another daemon's config may differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
     /// The pod's labels and ownerReferences before node-drain touched them.
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -73,6 +77,7 @@ impl Record {
     pub fn new(
         now: DateTime<Utc>,
         by: &str,
+        lease: Option<String>,
         labels: BTreeMap<String, String>,
         owner_references: Vec<OwnerReference>,
     ) -> Self {
@@ -83,6 +88,7 @@ impl Record {
             mode: None,
             isolated_at: None,
             by: by.into(),
+            lease,
             labels,
             owner_references,
         }
@@ -216,7 +222,7 @@ mod tests {
             controller: Some(true),
             block_owner_deletion: Some(true),
         };
-        Record::new(Utc::now(), "vpa", labels, vec![owner])
+        Record::new(Utc::now(), "vpa", None, labels, vec![owner])
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub fn start(
     config: SharedConfig,
     role: watch::Receiver<Role>,
     fence: Fence,
+    lease: String,
     instance: &str,
 ) -> Result<actix_web::dev::ServerHandle> {
     let serving = match &settings.cert_dir {
@@ -38,7 +39,7 @@ pub fn start(
     let tls_config = tls::server_config(&serving).map_err(Error::Usage)?;
     let listener = std::net::TcpListener::bind(&settings.address)
         .map_err(|e| Error::Usage(format!("--admission-address {}: {e}", settings.address)))?;
-    let graceful = Graceful::new(client.clone(), config, role.clone(), fence, instance);
+    let graceful = Graceful::new(client.clone(), config, role.clone(), fence, lease, instance);
     graceful.spawn_reconciler(Duration::from_secs(5));
     let server = crate::ingress::admission::serve(listener, graceful, tls_config)
         .map_err(|e| Error::Internal(format!("admission webhook server: {e}")))?;

@@ -85,7 +85,7 @@ mod tests {
             controller: Some(true),
             ..Default::default()
         };
-        Record::new(now, "vpa", labels, vec![owner])
+        Record::new(now, "vpa", None, labels, vec![owner])
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Graceful {
     pub(super) config: SharedConfig,
     pub(super) role: watch::Receiver<Role>,
     pub(super) fence: Fence,
+    /// This daemon's Lease: it resumes only the drains recorded under it.
+    pub(super) lease: String,
     /// Pods (by UID) a task is draining now.
     in_flight: DashMap<String, ()>,
     recorder: Recorder,
@@ -44,6 +46,7 @@ impl Graceful {
         config: SharedConfig,
         role: watch::Receiver<Role>,
         fence: Fence,
+        lease: String,
         instance: &str,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -52,6 +55,7 @@ impl Graceful {
             config,
             role,
             fence,
+            lease,
             in_flight: DashMap::new(),
             tick: Duration::from_millis(500),
         })
@@ -101,7 +105,13 @@ impl Graceful {
             .await?;
         for pod in marked.items {
             let m = &pod.metadata;
-            if let (Some(uid), Some(ns), Some(name)) = (&m.uid, &m.namespace, &m.name) {
+            let ours = m
+                .annotations
+                .as_ref()
+                .and_then(|a| Record::parse(a))
+                .and_then(Result::ok)
+                .is_none_or(|r| r.lease.as_deref().is_none_or(|l| l == self.lease));
+            if let (Some(uid), Some(ns), Some(name), true) = (&m.uid, &m.namespace, &m.name, ours) {
                 if m.deletion_timestamp.is_none() && !self.in_flight.contains_key(uid) {
                     info!(
                         namespace = ns.as_str(),
