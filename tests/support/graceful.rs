@@ -102,11 +102,30 @@ pub fn start_daemon(
     webhook: &str,
     graceful: &str,
 ) -> Daemon {
+    start_daemon_on(
+        env,
+        nodepool,
+        &unique("graceful-lease"),
+        port,
+        webhook,
+        graceful,
+    )
+}
+
+/// As `start_daemon`, under the Lease `lease` (a restart takes over its drains).
+pub fn start_daemon_on(
+    env: &TestEnv,
+    nodepool: &str,
+    lease: &str,
+    port: u16,
+    webhook: &str,
+    graceful: &str,
+) -> Daemon {
     let config = format!("rules: []\ngraceful:\n{graceful}");
     Daemon::start_args(
         env,
         nodepool,
-        &unique("graceful-lease"),
+        lease,
         "",
         &config,
         &[],
