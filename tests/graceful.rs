@@ -41,7 +41,7 @@ async fn a_vpa_eviction_replaces_the_pod_before_it_leaves_the_service() {
     webhook.wait_ca_bundle().await;
     allow_vpa_updater(client, ns).await;
     let w = scene.workloads();
-    managed_deployment(&w, "web", 3, true).await;
+    deployment_behind_service(&w, "web", 3, true, true).await;
     let before = w.wait_running("web", 3, Duration::from_secs(180)).await;
     let original: BTreeSet<String> = before
         .iter()
@@ -258,6 +258,74 @@ async fn other_pods_other_users_and_a_stopped_daemon_get_a_plain_eviction() {
     // The daemon stopped (nothing listens): failurePolicy Ignore, a real eviction.
     daemon.terminate();
     assert_eq!(evicted(client, &vpa, ns, &name(&web[2])).await, PLAIN);
+    drop(webhook);
+    scene.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_never_ready_is_cut_short_at_drain_timeout_with_an_event_and_a_metric() {
+    let scene = Scene::new("graceful-timeout", "c-4x-amd64-linux", None).await;
+    let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
+    let port = admission_port();
+    let webhook = Webhook::create(client, ns, port).await;
+    let graceful =
+        format!("  gracePeriodSeconds: 2\n  drainTimeoutSeconds: 12\n  namespaceSelector: {{include: [{ns}]}}\n");
+    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &graceful);
+    let _log = LogOnPanic::of(&daemon);
+    daemon.wait_ready().await;
+    webhook.wait_ca_bundle().await;
+    allow_vpa_updater(client, ns).await;
+    let w = scene.workloads();
+    // One pod a node, and no new node: the replacement stays Pending.
+    deployment_behind_service(&w, "web", 3, true, true).await;
+    let before = w.wait_running("web", 3, Duration::from_secs(180)).await;
+    scene.pool.set_limits(serde_json::json!({"cpu": "1"})).await;
+
+    let name = before[0].metadata.name.clone().unwrap();
+    let evicted_at = tokio::time::Instant::now();
+    let (code, body) = evict(&client_as(env, VPA).await, ns, &name).await;
+    assert_eq!(code, 201, "{body}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_for(
+        "the old pod deleted at drainTimeoutSeconds",
+        Duration::from_secs(60),
+        || async {
+            match pods.get_opt(&name).await.map_err(|e| e.to_string())? {
+                Some(p) if p.metadata.deletion_timestamp.is_none() => {
+                    Err(format!("labels {:?}", p.metadata.labels))
+                }
+                _ => Ok(Some(())),
+            }
+        },
+    )
+    .await;
+    let waited = evicted_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(11),
+        "deleted after {waited:?}, before drainTimeoutSeconds (12 s)"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let timed_out = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("GracefulDrainTimedOut"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
+        .count();
+    assert_eq!(timed_out, 1, "one GracefulDrainTimedOut Event on the pod");
+    let metrics = reqwest::get(format!("{}/metrics", daemon.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("node_drain_graceful_drains_total{result=\"timeout\"} 1"),
+        "{metrics}"
+    );
+    drop(daemon);
     drop(webhook);
     scene.cleanup().await;
 }

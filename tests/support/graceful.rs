@@ -207,6 +207,19 @@ pub async fn evict(client: &Client, namespace: &str, pod: &str) -> (u16, String)
 /// A Deployment of `replicas` managed pods (label `vpa-managed: "true"`)
 /// and a Service over `app=<name>`.
 pub async fn managed_deployment(w: &Workloads<'_>, name: &str, replicas: i32, managed: bool) {
+    deployment_behind_service(w, name, replicas, managed, false).await
+}
+
+/// As `managed_deployment`; `one_per_node`: hostname anti-affinity among the
+/// pods, so a replacement needs a new node and takes seconds to be Ready (on
+/// KWOK a pod is Ready at once: no gap would be seen otherwise).
+pub async fn deployment_behind_service(
+    w: &Workloads<'_>,
+    name: &str,
+    replicas: i32,
+    managed: bool,
+    one_per_node: bool,
+) {
     let mut spec = pod_spec(
         w.nodepool,
         Requests {
@@ -216,6 +229,11 @@ pub async fn managed_deployment(w: &Workloads<'_>, name: &str, replicas: i32, ma
         2,
     );
     spec["terminationGracePeriodSeconds"] = json!(2);
+    if one_per_node {
+        spec["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": name}}, "topologyKey": "kubernetes.io/hostname"}
+        ]}});
+    }
     let mut labels = json!({"app": name});
     if managed {
         labels["vpa-managed"] = json!("true");
