@@ -329,3 +329,51 @@ async fn a_replacement_never_ready_is_cut_short_at_drain_timeout_with_an_event_a
     drop(webhook);
     scene.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_applies_without_a_restart() {
+    let scene = Scene::new("graceful-reload", "c-4x-amd64-linux", None).await;
+    let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
+    let port = admission_port();
+    let webhook = Webhook::create(client, ns, port).await;
+    let excluded = format!("  namespaceSelector: {{exclude: [{ns}]}}\n");
+    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &excluded);
+    let _log = LogOnPanic::of(&daemon);
+    daemon.wait_ready().await;
+    webhook.wait_ca_bundle().await;
+    allow_vpa_updater(client, ns).await;
+    let w = scene.workloads();
+    managed_deployment(&w, "web", 3, true).await;
+    let pods = w.wait_running("web", 3, Duration::from_secs(180)).await;
+    let vpa = client_as(env, VPA).await;
+    let name = |p: &Pod| p.metadata.name.clone().unwrap();
+
+    // Excluded: a plain eviction.
+    assert_eq!(evicted(client, &vpa, ns, &name(&pods[0])).await, PLAIN);
+    // Included by a reload (and a bad file in between keeps the last good).
+    let path = daemon.dir.0.join("config.yaml");
+    std::fs::write(&path, "rules: []\ngraceful:\n  gracePeriodSeconds: 900\n").unwrap();
+    wait_for(
+        "the bad config refused",
+        Duration::from_secs(20),
+        || async { Ok(daemon.log().contains("config reload refused").then_some(())) },
+    )
+    .await;
+    assert_eq!(evicted(client, &vpa, ns, &name(&pods[1])).await, PLAIN);
+    std::fs::write(
+        &path,
+        format!("rules: []\ngraceful:\n  namespaceSelector: {{include: [{ns}]}}\n"),
+    )
+    .unwrap();
+    wait_for("the config reloaded", Duration::from_secs(20), || async {
+        Ok(daemon.log().contains("config reloaded").then_some(()))
+    })
+    .await;
+    assert_eq!(
+        evicted(client, &vpa, ns, &name(&pods[2])).await,
+        (false, true)
+    );
+    drop(daemon);
+    drop(webhook);
+    scene.cleanup().await;
+}
