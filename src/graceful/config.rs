@@ -9,7 +9,9 @@
 //!   gracePeriodSeconds: 30
 //!   drainTimeoutSeconds: 300
 //!   namespaceSelector: {include: [], exclude: [kube-system, kube-public]}
-//!   evictingUsers: ["system:serviceaccount:kube-system:vpa-updater"]
+//!   evictingUsers:
+//!     - system:serviceaccount:kube-system:vpa-updater
+//!     - system:serviceaccount:node-drain:node-drain   # node drains too
 //! ```
 
 use std::collections::BTreeMap;
@@ -31,8 +33,10 @@ pub struct GracefulConfig {
     pub managed_marker: String,
     /// Annotations whose presence marks a pod managed (VPA's own).
     pub managed_annotations: Vec<String>,
-    /// The users whose evictions are made graceful (VPA's updater; Helm
-    /// charts rename its ServiceAccount).
+    /// The users whose evictions are made graceful: VPA's updater (Helm
+    /// charts rename its ServiceAccount), and node-drain's own ServiceAccount,
+    /// so a node drain replaces a managed pod before it goes (its eviction
+    /// comes back through this webhook like anyone's).
     pub evicting_users: Vec<String>,
 }
 
@@ -47,7 +51,10 @@ impl Default for GracefulConfig {
                 "vpa-updater.client.k8s.io/last-updated".into(),
                 "vpa.k8s.io/resource-name".into(),
             ],
-            evicting_users: vec!["system:serviceaccount:kube-system:vpa-updater".into()],
+            evicting_users: vec![
+                "system:serviceaccount:kube-system:vpa-updater".into(),
+                "system:serviceaccount:node-drain:node-drain".into(),
+            ],
         }
     }
 }
