@@ -369,12 +369,13 @@ fn the_graceful_overlay_points_the_webhook_at_the_leaders_admission_port() {
     let rendered = objects(&kustomize(&env, "deploy/overlays/graceful"));
     let deployment = find(&rendered, "Deployment", "node-drain");
     let serve = serve_args(deployment);
-    assert_eq!(serve.admission_address.as_deref(), Some("0.0.0.0:8443"));
+    assert_eq!(serve.admission.address.as_deref(), Some("0.0.0.0:8443"));
     let webhook = find(
         &rendered,
         "MutatingWebhookConfiguration",
         serve
-            .admission_webhook_configuration
+            .admission
+            .webhook_configuration
             .as_deref()
             .expect("--admission-webhook-configuration"),
     );
@@ -400,9 +401,9 @@ fn the_graceful_overlay_points_the_webhook_at_the_leaders_admission_port() {
         str_at(service, "/metadata/namespace")
     );
     assert!(
-        serve.admission_dns_names.contains(&dns),
+        serve.admission.dns_names.contains(&dns),
         "{:?}",
-        serve.admission_dns_names
+        serve.admission.dns_names
     );
     assert_eq!(service["spec"]["ports"][0]["port"], service_ref["port"]);
     let target = &service["spec"]["ports"][0]["targetPort"];

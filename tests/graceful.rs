@@ -65,7 +65,16 @@ async fn a_vpa_eviction_replaces_the_pod_before_it_leaves_the_service() {
         victim.metadata.uid.clone().unwrap(),
     );
     let vpa = client_as(env, VPA).await;
+    let asked = tokio::time::Instant::now();
     let (code, body) = evict(&vpa, ns, &name).await;
+    eprintln!("the eviction was answered in {:?}", asked.elapsed());
+    for line in daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("outcome=\"graceful\""))
+    {
+        eprintln!("{line}");
+    }
     assert_eq!(
         code,
         201,
@@ -124,6 +133,11 @@ async fn a_vpa_eviction_replaces_the_pod_before_it_leaves_the_service() {
         .find(|s| s.pods.get(&uid).is_none_or(|terminating| *terminating))
         .expect("the old pod deleted");
     let between = deleted.at.duration_since(left.at);
+    eprintln!(
+        "eviction → out of the Service {:?}, → deleted {:?}",
+        left.at.duration_since(asked),
+        deleted.at.duration_since(asked)
+    );
     assert!(
         between >= Duration::from_millis(GRACE * 1000 - 500),
         "deleted {between:?} after leaving the Service; the grace period is {GRACE}s"

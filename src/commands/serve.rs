@@ -102,13 +102,13 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         args.webhook_token_file.clone(),
         Duration::from_secs(2),
     );
-    let admission = match &args.admission_address {
+    let admission = match &args.admission.address {
         Some(address) => Some(crate::graceful::start::start(
             crate::graceful::start::Settings {
                 address: address.clone(),
-                cert_dir: args.admission_cert_dir.clone(),
-                dns_names: args.admission_dns_names.clone(),
-                webhook_configuration: args.admission_webhook_configuration.clone(),
+                cert_dir: args.admission.cert_dir.clone(),
+                dns_names: args.admission.dns_names.clone(),
+                webhook_configuration: args.admission.webhook_configuration.clone(),
             },
             client.clone(),
             shared.clone(),

@@ -23,6 +23,7 @@ impl Graceful {
         let Some(request) = review.request else {
             return unchanged("");
         };
+        let started = std::time::Instant::now();
         let (outcome, answer) = self.decide(&request).await;
         crate::telemetry::metrics::get().admission(outcome);
         info!(
@@ -30,6 +31,7 @@ impl Graceful {
             pod = request.name.as_str(),
             user = request.user_info.username.as_str(),
             outcome,
+            millis = started.elapsed().as_millis() as u64,
             "admission: pods/eviction"
         );
         answer

@@ -108,7 +108,7 @@ impl Graceful {
             let ours = m
                 .annotations
                 .as_ref()
-                .and_then(|a| Record::parse(a))
+                .and_then(Record::parse)
                 .and_then(Result::ok)
                 .is_none_or(|r| r.lease.as_deref().is_none_or(|l| l == self.lease));
             if let (Some(uid), Some(ns), Some(name), true) = (&m.uid, &m.namespace, &m.name, ours) {
