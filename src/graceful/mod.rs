@@ -8,9 +8,11 @@
 //! - decide (pure): `config` (the `graceful:` section), `admission` (the
 //!   AdmissionReview in, the answer out), `record` (the pod's annotation and
 //!   the patches between steps), `step` (the next step of one pod);
-//! - do: `worker` (a task per pod, the leader's reconciler), `admit` (the
-//!   webhook's reads and writes); `tls` (the serving certificate, `caBundle`).
+//! - do: `worker` (a task per pod, the leader's reconciler), `act` (one
+//!   step's write, log, Event, metric), `admit` (the webhook's reads and
+//!   writes), `start` (the server in `serve`); `tls` (the certificate, `caBundle`).
 
+mod act;
 pub mod admission;
 mod admit;
 pub mod config;

@@ -12,13 +12,14 @@ use std::time::Duration;
 use chrono::Utc;
 use dashmap::DashMap;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::Recorder;
 use kube::Client;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::record::{Mode, Record, ANNOTATION, HASH, LABEL, LABEL_VALUE};
+use super::act::{Flow, Step};
+use super::record::{Record, ANNOTATION, HASH, LABEL, LABEL_VALUE};
 use super::step::{next, Action, Facts};
 use crate::config::{current, SharedConfig};
 use crate::k8s::fence::Fence;
@@ -190,129 +191,29 @@ impl Graceful {
             let timeout = chrono::Duration::seconds(config.drain_timeout_seconds as i64);
             let now = Utc::now();
             let action = next(&record, facts, grace, timeout, now);
-            let metrics = crate::telemetry::metrics::get();
             let written = match action {
-                Action::Wait => Ok(()),
+                Action::Wait => Ok(Flow::Next),
                 Action::Done => return,
-                Action::Start(mode) => {
-                    let patch = record.start_patch(mode, now, rv.as_deref());
-                    let result = pods
-                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await;
-                    if result.is_ok() {
-                        let note = match mode {
-                            Mode::ReplaceFirst => "replacement first: out of its ReplicaSet (pod-template-hash changed), still serving".to_string(),
-                            Mode::IsolateFirst => "fallback: a Service selects pod-template-hash, so the pod leaves its Services before its replacement starts".to_string(),
-                            Mode::IsolateOnly => "fallback: not a ReplicaSet's pod (its replacement can only follow the delete): out of its Services, then the grace period".to_string(),
-                        };
-                        info!(namespace, pod = name, mode = ?mode, "graceful drain started");
-                        let reason = if mode == Mode::ReplaceFirst {
-                            "GracefulDrainStarted"
-                        } else {
-                            "GracefulDrainFallback"
-                        };
-                        self.event(&target, false, reason, note).await;
-                    }
-                    result.map(|_| ())
-                }
-                Action::Isolate => {
-                    let patch = record.isolate_patch(now, rv.as_deref());
-                    let result = pods
-                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await;
-                    if result.is_ok() {
-                        info!(
-                            namespace,
-                            pod = name,
-                            "graceful drain: replacement Ready, pod out of its Services"
-                        );
-                        self.event(
-                            &target,
-                            false,
-                            "GracefulDrainIsolated",
-                            format!(
-                                "replacement Ready: out of its Services; deleted in {}s",
-                                config.grace_period_seconds
-                            ),
-                        )
-                        .await;
-                    }
-                    result.map(|_| ())
-                }
-                Action::Delete { timed_out } => {
-                    let params = DeleteParams {
-                        preconditions: Some(Preconditions {
-                            uid: Some(uid.into()),
-                            resource_version: None,
-                        }),
-                        ..DeleteParams::default()
+                _ => {
+                    let step = Step {
+                        pods: &pods,
+                        target: &target,
+                        uid,
+                        config: &config,
+                        now,
+                        rv: rv.as_deref(),
                     };
-                    let result = crate::k8s::gone_is_ok(pods.delete(name, &params).await);
-                    if result.is_ok() {
-                        if timed_out {
-                            metrics.graceful_drain("timeout");
-                            warn!(
-                                namespace,
-                                pod = name,
-                                "graceful drain: drainTimeoutSeconds passed; deleted anyway"
-                            );
-                            self.event(
-                                &target,
-                                true,
-                                "GracefulDrainTimedOut",
-                                format!(
-                                    "drainTimeoutSeconds ({}) passed at step {:?}: deleted anyway",
-                                    config.drain_timeout_seconds, record.step
-                                ),
-                            )
-                            .await;
-                        } else {
-                            metrics.graceful_drain("deleted");
-                            info!(
-                                namespace,
-                                pod = name,
-                                "graceful drain: grace period over; deleted"
-                            );
-                            self.event(
-                                &target,
-                                false,
-                                "GracefulDrainDeleted",
-                                format!(
-                                    "{}s out of its Services: deleted with its own grace period",
-                                    config.grace_period_seconds
-                                ),
-                            )
-                            .await;
-                        }
-                        return;
-                    }
-                    result
-                }
-                Action::Restore => {
-                    let patch = record.restore_patch(rv.as_deref());
-                    let result = pods
-                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await;
-                    if result.is_ok() {
-                        metrics.graceful_drain("restored");
-                        info!(
-                            namespace,
-                            pod = name,
-                            "graceful drain aborted: labels and ownership restored"
-                        );
-                        self.event(&target, true, "GracefulDrainRestored", "aborted (namespace no longer included): labels and ownerReferences restored".into()).await;
-                        return;
-                    }
-                    result.map(|_| ())
+                    self.act(step, &mut record, action).await
                 }
             };
             match written {
+                Ok(Flow::Finished) => return,
+                Ok(Flow::Next) => {}
                 // A conflict: the pod changed under us; read it again at once.
                 Err(e) if crate::k8s::api_code(&e) == Some(409) => continue,
                 Err(e) => {
                     warn!(namespace, pod = name, action = ?action, error = %e, "graceful drain: step failed; retrying")
                 }
-                Ok(()) => {}
             }
             tokio::time::sleep(self.tick).await;
         }
