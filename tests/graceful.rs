@@ -118,6 +118,16 @@ async fn a_vpa_eviction_replaces_the_pod_before_it_leaves_the_service() {
         samples.iter().map(|s| s.ready.len()).collect::<Vec<_>>(),
         daemon.log()
     );
+    // A replacement existed within 2 s of the eviction.
+    let replaced = samples
+        .iter()
+        .find(|s| s.pods.keys().any(|u| !original.contains(u)))
+        .expect("a replacement");
+    assert!(
+        replaced.at.saturating_duration_since(asked) <= Duration::from_secs(2),
+        "the replacement appeared {:?} after the eviction",
+        replaced.at.saturating_duration_since(asked)
+    );
     // The old pod left the EndpointSlice only once a replacement was ready,
     // and was deleted no sooner than the grace period after.
     let left = samples

@@ -36,6 +36,23 @@ fn step(pod: &Pod) -> Option<String> {
     record["step"].as_str().map(str::to_string)
 }
 
+/// The caBundle of the test's webhook configuration.
+async fn ca_bundle(client: &kube::Client, name: &str) -> Vec<u8> {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    let config = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get(name)
+        .await
+        .expect("the webhook configuration");
+    config
+        .webhooks
+        .into_iter()
+        .flatten()
+        .next()
+        .and_then(|w| w.client_config.ca_bundle)
+        .map(|b| b.0)
+        .unwrap_or_default()
+}
+
 /// Every live pod of the namespace is its ReplicaSet's, with no trace of a drain.
 async fn all_pods_whole(client: &kube::Client, ns: &str) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -133,6 +150,7 @@ async fn a_daemon_killed_mid_drain_is_finished_by_the_next() {
     let (scene, lease, port, webhook, victim) = kill_mid_drain("graceful-crash").await;
     let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
     let name = victim.metadata.name.clone().unwrap();
+    let first_ca = ca_bundle(client, &webhook.name).await;
     let daemon = start_daemon_on(
         env,
         &scene.pool.name,
@@ -157,6 +175,16 @@ async fn a_daemon_killed_mid_drain_is_finished_by_the_next() {
     )
     .await;
     all_pods_whole(client, ns).await;
+    // The new leader serves with a CA of its own and wrote it into the caBundle.
+    wait_for(
+        "the new leader's caBundle",
+        Duration::from_secs(60),
+        || async {
+            let now = ca_bundle(client, &webhook.name).await;
+            Ok((now != first_ca && !now.is_empty()).then_some(()))
+        },
+    )
+    .await;
     assert!(
         daemon
             .log()
