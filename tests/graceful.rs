@@ -401,3 +401,39 @@ async fn a_config_change_applies_without_a_restart() {
     drop(webhook);
     scene.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_evictions_of_one_pod_are_one_graceful_drain() {
+    let scene = Scene::new("graceful-race", "c-4x-amd64-linux", None).await;
+    let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
+    let port = admission_port();
+    let webhook = Webhook::create(client, ns, port).await;
+    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &section(ns));
+    let _log = LogOnPanic::of(&daemon);
+    daemon.wait_ready().await;
+    webhook.wait_ca_bundle().await;
+    allow_vpa_updater(client, ns).await;
+    let w = scene.workloads();
+    managed_deployment(&w, "web", 3, true).await;
+    let before = w.wait_running("web", 3, Duration::from_secs(180)).await;
+    let name = before[0].metadata.name.clone().unwrap();
+    let vpa = client_as(env, VPA).await;
+    let answers = futures::future::join_all((0..4).map(|_| evict(&vpa, ns, &name))).await;
+    for (code, body) in &answers {
+        assert_eq!(*code, 201, "{body}");
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let now = pods.get(&name).await.expect("still there");
+    assert!(
+        now.metadata.deletion_timestamp.is_none(),
+        "no eviction got through: {:?}",
+        daemon
+            .log()
+            .lines()
+            .filter(|l| l.contains("admission:"))
+            .collect::<Vec<_>>()
+    );
+    drop(daemon);
+    drop(webhook);
+    scene.cleanup().await;
+}

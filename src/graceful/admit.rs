@@ -114,6 +114,18 @@ impl Graceful {
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
+            // Two evictions of one pod at once: the one that lost the race
+            // finds the other's record, and is answered as already done.
+            if crate::k8s::api_code(&e) == Some(409) {
+                if let Ok(Some(now)) = pods.get_opt(&name).await {
+                    let labels = now.metadata.labels.unwrap_or_default();
+                    if now.metadata.uid.as_deref() == Some(pod_uid.as_str())
+                        && labels.get(LABEL).map(String::as_str) == Some(LABEL_VALUE)
+                    {
+                        return ("already-draining", as_dry_run(uid, &request.object));
+                    }
+                }
+            }
             warn!(pod = name.as_str(), error = %e, "admission: could not record the graceful drain; eviction let through");
             return ("error", unchanged(uid));
         }
