@@ -31,6 +31,9 @@ pub struct DaemonConfig {
     /// Silence the alerts of nodes node-drain retires (`crate::silences`).
     #[serde(default)]
     pub silences: Option<crate::silences::SilenceConfig>,
+    /// Graceful eviction of VPA-managed pods (`crate::graceful`).
+    #[serde(default)]
+    pub graceful: crate::graceful::GracefulConfig,
     /// `maintenance_windows`, checked.
     #[serde(skip)]
     pub windows: Vec<crate::maintenance::Window>,
@@ -53,6 +56,10 @@ impl DaemonConfig {
         if let Some(silences) = &config.silences {
             silences.check().map_err(|e| format!("silences.{e}"))?;
         }
+        config
+            .graceful
+            .check()
+            .map_err(|e| format!("graceful.{e}"))?;
         for (i, spec) in config.maintenance_windows.iter().enumerate() {
             let window = crate::maintenance::Window::new(spec.clone())
                 .map_err(|e| format!("maintenanceWindows[{i}].{e}"))?;
@@ -245,6 +252,11 @@ mod tests {
                 "tz",
             ),
             ("rules: 3\n", "rules"),
+            (
+                "graceful:\n  gracePeriodSeconds: 400\n",
+                "graceful.gracePeriodSeconds",
+            ),
+            ("graceful:\n  drainTimeout: 3\n", "drainTimeout"),
         ] {
             let err = DaemonConfig::parse(text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err} should name {needle}");

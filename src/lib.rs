@@ -25,6 +25,9 @@ pub mod drain;
 pub mod duration;
 /// The crate's error and its exit codes.
 pub mod error;
+/// Graceful eviction of VPA-managed pods: the admission webhook's decisions
+/// and the replace-first drain of one pod.
+pub mod graceful;
 /// Who this process is: the holder of claims and of the Lease.
 pub mod identity;
 /// The daemon's fronts: HTTP and the admin socket.

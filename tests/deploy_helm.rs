@@ -15,10 +15,11 @@ use support::deploy::*;
 use support::*;
 
 /// Each Helm setting and the kustomization it must equal.
-const PAIRS: [(&[&str], &str); 3] = [
+const PAIRS: [(&[&str], &str); 4] = [
     (&[], "deploy"),
     (&["retireNode=true"], "deploy/overlays/retire-node"),
     (&["cronjob.enabled=true"], "deploy/overlays/cronjob"),
+    (&["graceful.enabled=true"], "deploy/overlays/graceful"),
 ];
 
 /// An object as both tools must render it: without the labels only Helm adds,
@@ -59,7 +60,12 @@ fn rendered_pair(
 fn helm_lint_passes_for_the_daemon_the_cronjob_and_retire_node() {
     let env = TestEnv::load();
     let chart = chart();
-    for values in [&[][..], &["cronjob.enabled=true"], &["retireNode=true"]] {
+    for values in [
+        &[][..],
+        &["cronjob.enabled=true"],
+        &["retireNode=true"],
+        &["graceful.enabled=true"],
+    ] {
         let mut args = vec!["lint", "--strict", chart.as_str()];
         for v in values {
             args.extend(["--set", v]);
@@ -78,8 +84,12 @@ fn helm_and_kustomize_render_the_same_kinds_names_and_rbac_rules() {
             kustomize.keys().collect::<Vec<_>>(),
             "the kinds and names of helm {values:?} and {dir}"
         );
-        for kind in ["ClusterRole", "Role"] {
-            let key = (kind.to_string(), "node-drain".to_string());
+        for (kind, name) in [
+            ("ClusterRole", "node-drain"),
+            ("Role", "node-drain"),
+            ("ClusterRole", "node-drain-graceful"),
+        ] {
+            let key = (kind.to_string(), name.to_string());
             assert_eq!(
                 helm.get(&key).map(|r| &r["rules"]),
                 kustomize.get(&key).map(|r| &r["rules"]),

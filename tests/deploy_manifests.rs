@@ -17,10 +17,11 @@ use node_drain::drain::Retire;
 use support::deploy::*;
 use support::*;
 
-const KUSTOMIZATIONS: [&str; 3] = [
+const KUSTOMIZATIONS: [&str; 4] = [
     "deploy",
     "deploy/overlays/cronjob",
     "deploy/overlays/retire-node",
+    "deploy/overlays/graceful",
 ];
 
 #[test]
@@ -356,4 +357,83 @@ fn the_daemon_and_cronjob_config_maps_coexist_and_both_have_a_prometheus_address
         .expect("a ConfigMap");
         assert_eq!(live["data"], expected["data"], "{name} was overwritten");
     }
+}
+
+/// The graceful overlay wires the admission webhook end to end: the flags
+/// parse, the certificate names the Service the webhook configuration calls,
+/// on the path the daemon serves, on the port the container exposes; the
+/// webhook never blocks an eviction (Ignore) and lets dry runs through.
+#[test]
+fn the_graceful_overlay_points_the_webhook_at_the_leaders_admission_port() {
+    let env = TestEnv::load();
+    let rendered = objects(&kustomize(&env, "deploy/overlays/graceful"));
+    let deployment = find(&rendered, "Deployment", "node-drain");
+    let serve = serve_args(deployment);
+    assert_eq!(serve.admission.address.as_deref(), Some("0.0.0.0:8443"));
+    let webhook = find(
+        &rendered,
+        "MutatingWebhookConfiguration",
+        serve
+            .admission
+            .webhook_configuration
+            .as_deref()
+            .expect("--admission-webhook-configuration"),
+    );
+    let hook = &webhook["webhooks"][0];
+    let service_ref = &hook["clientConfig"]["service"];
+    assert_eq!(
+        service_ref["path"],
+        node_drain::ingress::admission::PATH,
+        "the path the daemon serves"
+    );
+    let service = find(
+        &rendered,
+        "Service",
+        service_ref["name"].as_str().expect("a Service"),
+    );
+    let dns = format!(
+        "{}.{}.svc",
+        str_at(service, "/metadata/name"),
+        str_at(service, "/metadata/namespace")
+    );
+    assert_eq!(
+        str_at(service_ref, "/namespace"),
+        str_at(service, "/metadata/namespace")
+    );
+    assert!(
+        serve.admission.dns_names.contains(&dns),
+        "{:?}",
+        serve.admission.dns_names
+    );
+    assert_eq!(service["spec"]["ports"][0]["port"], service_ref["port"]);
+    let target = &service["spec"]["ports"][0]["targetPort"];
+    let exposed = container(deployment)["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| &p["name"] == target)
+        .expect("the Service's targetPort is a named container port")
+        .clone();
+    assert_eq!(exposed["containerPort"], 8443);
+    assert_eq!(
+        service["spec"]["selector"]["node-drain.io/role"], "leader",
+        "only the leader's CA is in the caBundle"
+    );
+    assert_eq!(hook["failurePolicy"], "Ignore");
+    assert_eq!(hook["sideEffects"], "NoneOnDryRun");
+    assert_eq!(
+        hook["rules"][0],
+        json!({"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+               "resources": ["pods/eviction"], "scope": "Namespaced"})
+    );
+    let policy = find(&rendered, "NetworkPolicy", "node-drain");
+    assert!(
+        policy["spec"]["ingress"]
+            .as_array()
+            .expect("ingress")
+            .iter()
+            .any(|rule| rule.get("from").is_none()
+                && rule["ports"] == json!([{"port": 8443, "protocol": "TCP"}])),
+        "the API server reaches 8443: {policy}"
+    );
 }

@@ -153,3 +153,49 @@ fn the_cronjob_overlay_drains_but_holds_no_lease() {
     wrong.extend(wrong_answers(&env, &copy.user, MUST_NOT, false));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// What the graceful overlay (the admission webhook) adds, and only that.
+const GRACEFUL_MUST: &[&str] = &[
+    // The replace-first drain: the record, label and ownership patches.
+    "patch pods -n default",
+    "patch pods -n kube-system",
+    // Whether a Service selects pod-template-hash.
+    "list services -n default",
+    // The leader's caBundle, on its own webhook configuration only.
+    "get mutatingwebhookconfigurations.admissionregistration.k8s.io/node-drain-graceful -A",
+    "patch mutatingwebhookconfigurations.admissionregistration.k8s.io/node-drain-graceful -A",
+];
+
+const GRACEFUL_MUST_NOT: &[&str] = &[
+    "update pods -n default",
+    "create pods -n default",
+    "get services -n default",
+    "update services -n default",
+    "list mutatingwebhookconfigurations.admissionregistration.k8s.io -A",
+    "patch mutatingwebhookconfigurations.admissionregistration.k8s.io/other -A",
+    "create mutatingwebhookconfigurations.admissionregistration.k8s.io -A",
+    "delete mutatingwebhookconfigurations.admissionregistration.k8s.io/node-drain-graceful -A",
+    "update mutatingwebhookconfigurations.admissionregistration.k8s.io/node-drain-graceful -A",
+    "patch validatingwebhookconfigurations.admissionregistration.k8s.io/node-drain-graceful -A",
+    "get replicasets.apps -n default",
+];
+
+#[test]
+fn the_graceful_overlay_adds_pod_patches_services_list_and_its_own_webhook_configuration() {
+    let env = TestEnv::load();
+    apply_rbac(&env);
+    // The default does not: graceful eviction is the overlay's.
+    let plain = apply_rbac_copy(&env, &objects(&kustomize(&env, "deploy")));
+    let mut wrong = wrong_answers(&env, &plain.user, GRACEFUL_MUST, false);
+    let copy = apply_rbac_copy(&env, &objects(&kustomize(&env, "deploy/overlays/graceful")));
+    wrong.extend(wrong_answers(&env, &copy.user, GRACEFUL_MUST, true));
+    wrong.extend(wrong_answers(&env, &copy.user, MUST, true));
+    wrong.extend(wrong_answers(&env, &copy.user, GRACEFUL_MUST_NOT, false));
+    let still_not: Vec<&str> = MUST_NOT
+        .iter()
+        .copied()
+        .filter(|q| !GRACEFUL_MUST.contains(q))
+        .collect();
+    wrong.extend(wrong_answers(&env, &copy.user, &still_not, false));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

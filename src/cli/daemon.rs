@@ -41,8 +41,40 @@ pub struct ServeArgs {
     /// Alerts waiting to be admitted; more are answered 503 (Alertmanager retries).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100000))]
     pub queue_size: u64,
+    /// Graceful eviction: the admission webhook (boxed: the flags are rarely set).
+    #[command(flatten)]
+    pub admission: Box<AdmissionArgs>,
     #[command(flatten)]
     pub opts: DrainOptions,
+}
+
+/// The admission webhook of graceful eviction (`crate::graceful`).
+#[derive(Debug, Args)]
+pub struct AdmissionArgs {
+    /// Where the admission webhook (HTTPS, graceful eviction of VPA-managed
+    /// pods) listens, e.g. 0.0.0.0:8443. Off when unset.
+    #[arg(long = "admission-address", env = "ADMISSION_ADDRESS")]
+    pub address: Option<String>,
+    /// A mounted Secret with the webhook's tls.crt and tls.key (and ca.crt to
+    /// write into the caBundle); unset: a certificate is generated at start.
+    #[arg(long = "admission-cert-dir", env = "ADMISSION_CERT_DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Names of the generated certificate (DNS names or IPs): the webhook
+    /// Service's names.
+    #[arg(
+        long = "admission-dns-names",
+        env = "ADMISSION_DNS_NAMES",
+        value_delimiter = ',',
+        default_value = "node-drain-admission.node-drain.svc,localhost,127.0.0.1"
+    )]
+    pub dns_names: Vec<String>,
+    /// The MutatingWebhookConfiguration whose caBundle the leader keeps equal
+    /// to the CA it serves with (empty: never written, e.g. cert-manager's).
+    #[arg(
+        long = "admission-webhook-configuration",
+        env = "ADMISSION_WEBHOOK_CONFIGURATION"
+    )]
+    pub webhook_configuration: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -103,6 +103,23 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         args.webhook_token_file.clone(),
         Duration::from_secs(2),
     );
+    let admission = match &args.admission.address {
+        Some(address) => Some(crate::graceful::start::start(
+            crate::graceful::start::Settings {
+                address: address.clone(),
+                cert_dir: args.admission.cert_dir.clone(),
+                dns_names: args.admission.dns_names.clone(),
+                webhook_configuration: args.admission.webhook_configuration.clone(),
+            },
+            client.clone(),
+            shared.clone(),
+            role_rx.clone(),
+            fence.clone(),
+            lease_id.clone(),
+            &identity.holder,
+        )?),
+        None => None,
+    };
     crate::silences::install(shared.clone());
     if let Some(path) = &args.config {
         crate::config::watch(path.clone(), shared, Duration::from_secs(2));
@@ -194,6 +211,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
             let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
             flush(&actors).await;
             http.stop(true).await;
+            if let Some(admission) = admission {
+                admission.stop(true).await;
+            }
             Ok(0)
         }
     }

@@ -3,5 +3,6 @@
 //! ask for goes to the shared actors through `Daemon` (`intake`).
 
 pub mod admin_socket;
+pub mod admission;
 pub mod http;
 pub mod intake;

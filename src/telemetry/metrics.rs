@@ -31,6 +31,8 @@ pub struct Metrics {
     silences: Family<Labels, Counter>,
     drain_deadline: Family<Labels, Gauge<f64, AtomicU64>>,
     config_last_reload_successful: Gauge,
+    graceful_drains: Family<Labels, Counter>,
+    admissions: Family<Labels, Counter>,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -60,6 +62,8 @@ impl Metrics {
             silences: Family::default(),
             drain_deadline: Family::default(),
             config_last_reload_successful: Gauge::default(),
+            graceful_drains: Family::default(),
+            admissions: Family::default(),
             registry: Registry::default(),
         };
         registry.register("drains", "Node drains by result", m.drains.clone());
@@ -144,6 +148,16 @@ impl Metrics {
                 .config_reloads
                 .get_or_create(&labels(&[("result", result)]));
         }
+        registry.register(
+            "graceful_drains",
+            "Graceful drains of evicted pods by result (deleted, timeout: deleted at drainTimeoutSeconds, restored)",
+            m.graceful_drains.clone(),
+        );
+        registry.register(
+            "admission_requests",
+            "pods/eviction admission requests by outcome (graceful, refused-pdb, unmanaged, other-user, not-leader, ...)",
+            m.admissions.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -226,6 +240,18 @@ impl Metrics {
     pub fn silence(&self, result: &str) {
         self.silences
             .get_or_create(&labels(&[("result", result)]))
+            .inc();
+    }
+
+    pub fn graceful_drain(&self, result: &str) {
+        self.graceful_drains
+            .get_or_create(&labels(&[("result", result)]))
+            .inc();
+    }
+
+    pub fn admission(&self, outcome: &str) {
+        self.admissions
+            .get_or_create(&labels(&[("outcome", outcome)]))
             .inc();
     }
 

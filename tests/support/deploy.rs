@@ -252,21 +252,30 @@ pub fn apply_rbac_copy<'a>(env: &'a TestEnv, rendered: &[Value]) -> RbacCopy<'a>
             "ClusterRole" | "ClusterRoleBinding" => false,
             _ => continue,
         };
+        // `node-drain-graceful` (an overlay's second ClusterRole) becomes
+        // `<copy>-graceful`: each role keeps a copy of its own.
+        let renamed = |original: &str| {
+            format!(
+                "{name}{}",
+                original.strip_prefix("node-drain").unwrap_or(original)
+            )
+        };
+        let own = renamed(&str_at(object, "/metadata/name"));
         let mut copy = object.clone();
         copy["metadata"] = if namespaced {
-            serde_json::json!({"name": name, "namespace": NAMESPACE})
+            serde_json::json!({"name": own, "namespace": NAMESPACE})
         } else {
-            serde_json::json!({"name": name})
+            serde_json::json!({"name": own})
         };
         if copy.get("roleRef").is_some() {
-            copy["roleRef"]["name"] = Value::from(name.as_str());
+            copy["roleRef"]["name"] = Value::from(renamed(&str_at(object, "/roleRef/name")));
             copy["subjects"] = serde_json::json!([
                 {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
             ]);
         }
         cleanup.objects.push((
             namespaced.then_some(NAMESPACE),
-            format!("{}/{name}", kind.to_lowercase()),
+            format!("{}/{own}", kind.to_lowercase()),
         ));
         copies.push(copy);
     }

@@ -1,0 +1,286 @@
+//! The do part: one task per pod being drained gracefully, each reading the
+//! pod, asking `step::next`, doing that one thing and writing the new step
+//! onto the pod. The record is on the pod, so a task is all the state there
+//! is: the leader's reconciler LISTs the labelled pods every few seconds and
+//! starts a task for each one without (after a restart, on a new leader).
+//! Plain tokio tasks, not an actor: a task owns one pod and needs no mailbox;
+//! the map of pods in flight keeps two tasks off one pod.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use dashmap::DashMap;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::events::Recorder;
+use kube::Client;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::act::{Flow, Step};
+use super::record::{Record, ANNOTATION, HASH, LABEL, LABEL_VALUE};
+use super::step::{next, Action, Facts};
+use crate::config::{current, SharedConfig};
+use crate::k8s::fence::Fence;
+use crate::k8s::lease::Role;
+
+pub struct Graceful {
+    /// The daemon's fenced client: a former leader writes nothing.
+    pub(super) client: Client,
+    /// Read at every step, so a reloaded grace period applies at once.
+    pub(super) config: SharedConfig,
+    pub(super) role: watch::Receiver<Role>,
+    pub(super) fence: Fence,
+    /// This daemon's Lease: it resumes only the drains recorded under it.
+    pub(super) lease: String,
+    /// Pods (by UID) a task is draining now.
+    in_flight: DashMap<String, ()>,
+    recorder: Recorder,
+    /// How long a task sleeps between two reads of its pod.
+    tick: Duration,
+}
+
+impl Graceful {
+    pub fn new(
+        client: Client,
+        config: SharedConfig,
+        role: watch::Receiver<Role>,
+        fence: Fence,
+        lease: String,
+        instance: &str,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            recorder: crate::k8s::events::recorder(client.clone(), instance),
+            client,
+            config,
+            role,
+            fence,
+            lease,
+            in_flight: DashMap::new(),
+            tick: Duration::from_millis(500),
+        })
+    }
+
+    /// Only the leader (its lease renewed in time) acts.
+    pub fn leading(&self) -> bool {
+        *self.role.borrow() == Role::Leader && self.fence.is_open()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Starts draining a marked pod unless a task already does.
+    pub fn ensure(self: &Arc<Self>, uid: &str, namespace: &str, name: &str) {
+        if self.in_flight.insert(uid.to_string(), ()).is_none() {
+            let this = self.clone();
+            let (uid, namespace, name) = (uid.to_string(), namespace.to_string(), name.to_string());
+            tokio::spawn(async move {
+                this.drive(&uid, &namespace, &name).await;
+                this.in_flight.remove(&uid);
+            });
+        }
+    }
+
+    /// While leader, every `period`: finds the pods an earlier process left
+    /// marked and drains them on.
+    pub fn spawn_reconciler(self: &Arc<Self>, period: Duration) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if this.leading() {
+                    if let Err(e) = this.resume().await {
+                        warn!(error = %e, "graceful drains: could not list the marked pods; retrying");
+                    }
+                }
+                tokio::time::sleep(period).await;
+            }
+        });
+    }
+
+    async fn resume(self: &Arc<Self>) -> kube::Result<()> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let marked = pods
+            .list(&ListParams::default().labels(&format!("{LABEL}={LABEL_VALUE}")))
+            .await?;
+        for pod in marked.items {
+            let m = &pod.metadata;
+            let ours = m
+                .annotations
+                .as_ref()
+                .and_then(Record::parse)
+                .and_then(Result::ok)
+                .is_none_or(|r| r.lease.as_deref().is_none_or(|l| l == self.lease));
+            if let (Some(uid), Some(ns), Some(name), true) = (&m.uid, &m.namespace, &m.name, ours) {
+                if m.deletion_timestamp.is_none() && !self.in_flight.contains_key(uid) {
+                    info!(
+                        namespace = ns.as_str(),
+                        pod = name.as_str(),
+                        "graceful drain: resuming a pod an earlier process marked"
+                    );
+                    self.ensure(uid, ns, name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn drive(&self, uid: &str, namespace: &str, name: &str) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let target = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            uid: Some(uid.into()),
+            ..Default::default()
+        };
+        loop {
+            if !self.leading() {
+                return;
+            }
+            let pod = match pods.get_opt(name).await {
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => p,
+                Ok(_) => return,
+                Err(e) => {
+                    warn!(pod = name, error = %e, "graceful drain: could not read the pod; retrying");
+                    tokio::time::sleep(self.tick * 4).await;
+                    continue;
+                }
+            };
+            let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+            let mut record = match Record::parse(&annotations) {
+                Some(Ok(r)) => r,
+                other => {
+                    // A label without a readable record: nothing to finish or
+                    // restore from; take the label off so it is not retried.
+                    let why = match other {
+                        Some(Err(e)) => e,
+                        _ => format!("no {ANNOTATION} annotation"),
+                    };
+                    warn!(pod = name, reason = why.as_str(), "graceful drain: dropped");
+                    let patch = serde_json::json!({"metadata": {"labels": {LABEL: null}}});
+                    let _ = pods
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                    return;
+                }
+            };
+            let config = current(&self.config).graceful.clone();
+            let rv = pod.metadata.resource_version.clone();
+            let mut facts = Facts {
+                terminating: pod.metadata.deletion_timestamp.is_some(),
+                excluded: !config.namespace_included(namespace),
+                ..Facts::default()
+            };
+            if !facts.terminating && !facts.excluded {
+                match self.read_facts(namespace, &record).await {
+                    Ok((ready, hash)) => {
+                        facts.replacement_ready = ready;
+                        facts.service_selects_hash = hash;
+                    }
+                    Err(e) => {
+                        warn!(pod = name, error = %e, "graceful drain: could not read the replacement or Services; retrying");
+                        tokio::time::sleep(self.tick * 4).await;
+                        continue;
+                    }
+                }
+            }
+            let grace = chrono::Duration::seconds(config.grace_period_seconds as i64);
+            let timeout = chrono::Duration::seconds(config.drain_timeout_seconds as i64);
+            let now = Utc::now();
+            let action = next(&record, facts, grace, timeout, now);
+            let written = match action {
+                Action::Wait => Ok(Flow::Next),
+                Action::Done => return,
+                _ => {
+                    let step = Step {
+                        pods: &pods,
+                        target: &target,
+                        uid,
+                        config: &config,
+                        now,
+                        rv: rv.as_deref(),
+                    };
+                    self.act(step, &mut record, action).await
+                }
+            };
+            match written {
+                Ok(Flow::Finished) => return,
+                Ok(Flow::Next) => {}
+                // A conflict: the pod changed under us; read it again at once.
+                Err(e) if crate::k8s::api_code(&e) == Some(409) => continue,
+                Err(e) => {
+                    warn!(namespace, pod = name, action = ?action, error = %e, "graceful drain: step failed; retrying")
+                }
+            }
+            tokio::time::sleep(self.tick).await;
+        }
+    }
+
+    /// Whether a replacement is Ready, and whether a Service that selects
+    /// the pod's original labels uses `pod-template-hash`.
+    async fn read_facts(&self, namespace: &str, record: &Record) -> kube::Result<(bool, bool)> {
+        let mut ready = false;
+        if let (Some(rs), Some(hash)) = (record.replica_set(), record.labels.get(HASH)) {
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+            let siblings = pods
+                .list(&ListParams::default().labels(&format!("{HASH}={hash}")))
+                .await?;
+            ready = siblings.items.iter().any(|p| {
+                let controlled = p
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && o.uid == rs.uid);
+                let new = p
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .is_some_and(|t| t.0.as_second() >= record.started.timestamp());
+                controlled && new && p.metadata.deletion_timestamp.is_none() && pod_ready(p)
+            });
+        }
+        let mut selects_hash = false;
+        if record.step == super::record::Step::Requested {
+            let services: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+            selects_hash = services
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .any(|s| {
+                    let selector = s
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .unwrap_or_default();
+                    !selector.is_empty()
+                        && selector.contains_key(HASH)
+                        && selector
+                            .iter()
+                            .all(|(k, v)| record.labels.get(k) == Some(v))
+                });
+        }
+        Ok((ready, selects_hash))
+    }
+
+    pub(super) async fn event(
+        &self,
+        target: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        crate::k8s::events::publish(&self.recorder, target, warning, reason, note).await;
+    }
+}
+
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
