@@ -49,7 +49,21 @@ async fn a_rotation_killed_between_waves_resumes_and_leaves_newer_nodes_alone() 
         "--drain-timeout",
         "2m",
     ];
-    let mut first = spawn_drain(env, &args);
+    // Its output to a file: a pipe nobody reads fills up and blocks the CLI.
+    let log_path = std::env::temp_dir().join(format!("{}.log", unique("rotation-resume")));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut first = env
+        .node_drain()
+        .args(args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start node-drain");
+    let log_tail = || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
     // Killed once the first wave is recorded as replaced: between waves.
     let recorded = wait_for(
         "the first wave recorded on the NodePool",
@@ -64,13 +78,14 @@ async fn a_rotation_killed_between_waves_resumes_and_leaves_newer_nodes_alone() 
             if record["replaced"].as_array().is_some_and(|r| r.len() == 1) {
                 Ok(Some(record))
             } else {
-                Err(text)
+                Err(format!("{text}\nthe CLI's log:\n{}", log_tail()))
             }
         },
     )
     .await;
     first.kill().expect("SIGKILL the rotation");
     let _ = first.wait();
+    let _ = std::fs::remove_file(&log_path);
     assert_eq!(
         recorded["replaced"][0].as_str(),
         Some(originals[0].as_str())
