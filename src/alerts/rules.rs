@@ -19,6 +19,9 @@ pub enum Action {
     DrainNodepool,
     /// Cordon the node only: an operator decides what comes next.
     Cordon,
+    /// Rotate the whole NodePool named by the alert's `nodepool` label (the
+    /// daemon's registry of rotations: one per NodePool at most).
+    RotateNodepool,
 }
 
 impl Action {
@@ -27,6 +30,7 @@ impl Action {
             Action::DrainNode => "drain-node",
             Action::DrainNodepool => "drain-nodepool",
             Action::Cordon => "cordon",
+            Action::RotateNodepool => "rotate-nodepool",
         }
     }
 }

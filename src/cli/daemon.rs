@@ -45,7 +45,34 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub admission: Box<AdmissionArgs>,
     #[command(flatten)]
+    pub rotation: DaemonRotateOptions,
+    #[command(flatten)]
     pub opts: DrainOptions,
+}
+
+/// How the daemon's rotations run (`admin rotate`, `rotate-nodepool`): the
+/// flags of `drain --rotate`, but the placeholder pods default to the
+/// daemon's own namespace (POD_NAMESPACE) in-cluster.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonRotateOptions {
+    /// Reserve each wave's replacement capacity (placeholder pods) before cordoning it.
+    #[arg(long, env = "CAPACITY_FIRST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub capacity_first: bool,
+    /// How long placeholders may take to run before the wave falls back to a plain one.
+    #[arg(long, env = "CAPACITY_TIMEOUT", default_value = "5m", value_parser = super::parse_timeout)]
+    pub capacity_timeout: std::time::Duration,
+    /// Namespace of the placeholder pods: the daemon's own (POD_NAMESPACE) when unset, else `default`.
+    #[arg(long, env = "PLACEHOLDER_NAMESPACE")]
+    pub placeholder_namespace: Option<String>,
+    /// Image of the placeholder pods.
+    #[arg(long, env = "PLACEHOLDER_IMAGE", default_value = "pause:3.10")]
+    pub placeholder_image: String,
+    /// How long a wave may take to settle (its nodes gone, its pods running again).
+    #[arg(long, env = "SETTLE_TIMEOUT", default_value = "10m", value_parser = super::parse_timeout)]
+    pub settle_timeout: std::time::Duration,
+    /// How long to wait for the NodePool to allow the next wave (budget, allocate rate).
+    #[arg(long, env = "STALL_TIMEOUT", default_value = "10m", value_parser = super::parse_timeout)]
+    pub stall_timeout: std::time::Duration,
 }
 
 /// The admission webhook of graceful eviction (`crate::graceful`).
@@ -112,6 +139,18 @@ pub enum AdminCommand {
         nodepool: String,
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Rotate a whole NodePool in the daemon (with --dry-run: the preflight).
+    Rotate {
+        nodepool: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Pause, resume or cancel the rotation of a NodePool (the wave in flight finishes).
+    Rotation {
+        #[arg(value_enum)]
+        action: crate::rotation::daemon::RotationAction,
+        nodepool: String,
     },
     /// Stop admitting alerts and requests (runs under way go on).
     Pause,
