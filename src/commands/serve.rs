@@ -99,13 +99,15 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         contact_window,
         rotations: Default::default(),
     });
-    daemon.rotations.configure(rotation_setup(
-        global,
-        &args,
-        client.clone(),
-        &actors,
-        shared.clone(),
-    ));
+    daemon
+        .rotations
+        .configure(crate::rotation::daemon::Setup::for_daemon(
+            global,
+            &args,
+            client.clone(),
+            &actors,
+            shared.clone(),
+        ));
     watch_token(
         daemon.clone(),
         args.webhook_token_file.clone(),
@@ -224,51 +226,6 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
             }
             Ok(0)
         }
-    }
-}
-
-/// What every rotation of this daemon shares: its actors, its flags, its
-/// config (whose maintenance windows gate the waves).
-fn rotation_setup(
-    global: &GlobalArgs,
-    args: &ServeArgs,
-    client: kube::Client,
-    actors: &Actors,
-    config: crate::config::SharedConfig,
-) -> crate::rotation::daemon::Setup {
-    let r = &args.rotation;
-    let placeholder_namespace = r
-        .placeholder_namespace
-        .clone()
-        .or_else(|| {
-            std::env::var("POD_NAMESPACE")
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-        .unwrap_or_else(|| "default".into());
-    crate::rotation::daemon::Setup {
-        deps: crate::rotation::RotationDeps {
-            client,
-            planner: actors.planner.clone(),
-            metrics: actors.metrics.clone(),
-            notifier: actors.notifier.clone(),
-            cluster: global.cluster_name.clone(),
-        },
-        base: crate::rotation::RotationSettings {
-            nodepool: String::new(),
-            target_allocate_rate: 99,
-            max_nodes: Some(args.max_nodes as usize),
-            drain: args.opts.settings(false),
-            capacity_first: r.capacity_first,
-            capacity_timeout: r.capacity_timeout,
-            placeholder_namespace,
-            placeholder_image: r.placeholder_image.clone(),
-            settle_timeout: r.settle_timeout,
-            stall_timeout: r.stall_timeout,
-            trigger: String::new(),
-            gate: Default::default(),
-        },
-        config,
     }
 }
 

@@ -41,6 +41,53 @@ pub struct Setup {
     pub config: SharedConfig,
 }
 
+impl Setup {
+    /// What every rotation of this daemon shares: its actors, its flags, its
+    /// config (whose maintenance windows gate the waves).
+    pub fn for_daemon(
+        global: &crate::cli::GlobalArgs,
+        args: &crate::cli::ServeArgs,
+        client: kube::Client,
+        actors: &crate::actors::Actors,
+        config: crate::config::SharedConfig,
+    ) -> Setup {
+        let r = &args.rotation;
+        let placeholder_namespace = r
+            .placeholder_namespace
+            .clone()
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            })
+            .unwrap_or_else(|| "default".into());
+        Setup {
+            deps: crate::rotation::RotationDeps {
+                client,
+                planner: actors.planner.clone(),
+                metrics: actors.metrics.clone(),
+                notifier: actors.notifier.clone(),
+                cluster: global.cluster_name.clone(),
+            },
+            base: crate::rotation::RotationSettings {
+                nodepool: String::new(),
+                target_allocate_rate: 99,
+                max_nodes: Some(args.max_nodes as usize),
+                drain: args.opts.settings(false),
+                capacity_first: r.capacity_first,
+                capacity_timeout: r.capacity_timeout,
+                placeholder_namespace,
+                placeholder_image: r.placeholder_image.clone(),
+                settle_timeout: r.settle_timeout,
+                stall_timeout: r.stall_timeout,
+                trigger: String::new(),
+                gate: Default::default(),
+            },
+            config,
+        }
+    }
+}
+
 /// One running rotation, as its gate and the status see it.
 struct Control {
     paused: AtomicBool,
