@@ -50,7 +50,7 @@ async fn a_restarted_daemon_and_then_a_new_leader_resume_the_rotation() {
         .admin(format!("{}\n", json!({"cmd": "rotate", "nodepool": pool.name})).as_bytes())
         .await;
     assert_eq!(started["started"], json!(true), "{started}");
-    let recorded = wait_replaced(client, &pool.name, 1, Duration::from_secs(300)).await;
+    let recorded = wait_replaced(client, &pool.name, 1, Duration::from_secs(150)).await;
     first.child.kill().expect("SIGKILL the daemon");
     let _ = first.child.wait();
     drop(first);
@@ -58,7 +58,7 @@ async fn a_restarted_daemon_and_then_a_new_leader_resume_the_rotation() {
     // The same daemon again: it resumes the recorded rotation on election.
     let mut again = start(&first_identity);
     again.wait_ready().await;
-    wait_replaced(client, &pool.name, 2, Duration::from_secs(300)).await;
+    wait_replaced(client, &pool.name, 2, Duration::from_secs(150)).await;
     let log = again.log();
     assert!(
         log.contains("resuming the rotation recorded on the NodePool"),
