@@ -87,23 +87,36 @@ async fn no_wave_starts_before_the_window_opens_and_the_opening_starts_one() {
         "{waiting}"
     );
 
-    // Until the opening: no node of the pool cordoned.
-    let first_cordon = wait_for(
-        "the first wave's cordon",
+    // The first sign of a wave: its placeholder pods (capacity first) or a
+    // cordon. Neither before the opening.
+    let placeholders: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), &ns.name);
+    let by_label = kube::api::ListParams::default().labels("node-drain.io/placeholder");
+    let first_sign = wait_for(
+        "the first wave's start",
         Duration::from_secs(300),
         || async {
-            let cordoned = pool.nodes().await.iter().any(unschedulable);
-            if cordoned {
-                Ok(Some(jiff::Timestamp::now()))
-            } else {
-                Err(format!("none at {}", jiff::Timestamp::now()))
+            let created = placeholders
+                .list(&by_label)
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                .min();
+            if let Some(created) = created {
+                return Ok(Some(created));
             }
+            if pool.nodes().await.iter().any(unschedulable) {
+                return Ok(Some(jiff::Timestamp::now()));
+            }
+            Err(format!("nothing at {}", jiff::Timestamp::now()))
         },
     )
     .await;
     assert!(
-        first_cordon >= opening,
-        "a node was cordoned at {first_cordon}, before the window opened at {opening}"
+        first_sign >= opening,
+        "the first wave started at {first_sign}, before the window opened at {opening}"
     );
     let log = daemon.log();
     assert!(

@@ -164,3 +164,39 @@ pub enum AdminCommand {
         node: Option<String>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::AdminCommand;
+    use crate::cli::{Cli, Command};
+    use crate::rotation::daemon::RotationAction;
+
+    fn admin(args: &[&str]) -> AdminCommand {
+        let cli = Cli::try_parse_from([&["node-drain", "admin"], args].concat()).unwrap();
+        match cli.command {
+            Command::Admin(a) => a.command,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn admin_rotate_and_rotation_parse() {
+        assert!(matches!(
+            admin(&["rotate", "p", "--dry-run"]),
+            AdminCommand::Rotate { nodepool, dry_run: true } if nodepool == "p"
+        ));
+        for (word, want) in [
+            ("pause", RotationAction::Pause),
+            ("resume", RotationAction::Resume),
+            ("cancel", RotationAction::Cancel),
+        ] {
+            assert!(matches!(
+                admin(&["rotation", word, "p"]),
+                AdminCommand::Rotation { action, nodepool } if action == want && nodepool == "p"
+            ));
+        }
+        assert!(Cli::try_parse_from(["node-drain", "admin", "rotation", "stop", "p"]).is_err());
+    }
+}
