@@ -71,26 +71,15 @@ async fn a_restarted_daemon_and_then_a_new_leader_resume_the_rotation() {
     // Another daemon takes the Lease over and finishes it, as the same run.
     let second = start(&unique("rotd-b"));
     second.wait_ready().await;
-    let run = recorded["runId"].as_str().expect("runId");
-    let seen = wait_for(
-        "the new leader on the same run",
-        Duration::from_secs(60),
-        || async {
-            match rotation_record(client, &pool.name).await {
-                Some(r) if r["runId"] == run => Ok(Some(r)),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
-    assert!(
-        seen["replaced"].as_array().map(Vec::len) >= Some(2),
-        "{seen}"
-    );
+    // The new leader resumes the same run (it may finish at once: the wave the
+    // killed daemon had in flight is finished by its takeover of those nodes).
     wait_no_record(client, &pool.name, Duration::from_secs(400)).await;
+    let run = recorded["runId"].as_str().expect("runId");
     let log = second.log();
     assert!(
-        log.contains("resuming the rotation recorded on the NodePool"),
+        log.lines().any(
+            |l| l.contains("resuming the rotation recorded on the NodePool") && l.contains(run)
+        ),
         "{log}"
     );
     let now: Vec<String> = pool

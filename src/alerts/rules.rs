@@ -196,3 +196,18 @@ fn strip_port(instance: &str) -> &str {
         _ => instance,
     }
 }
+
+#[cfg(test)]
+mod rotate_tests {
+    use super::Action;
+
+    #[test]
+    fn rotate_nodepool_is_a_rule_action() {
+        let config = crate::config::DaemonConfig::parse(
+            "rules:\n  - alertname: RotateWorkers\n    action: rotate-nodepool\n",
+        )
+        .unwrap();
+        assert_eq!(config.rules[0].action, Action::RotateNodepool);
+        assert_eq!(Action::RotateNodepool.as_str(), "rotate-nodepool");
+    }
+}

@@ -243,7 +243,7 @@ pub fn daemon_rotation_args(namespace: &str) -> Vec<String> {
         "--drain-timeout",
         "3m",
         "--capacity-timeout",
-        "2m",
+        "45s",
     ]
     .iter()
     .map(|s| s.to_string())
