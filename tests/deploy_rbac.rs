@@ -46,6 +46,13 @@ const MUST: &[&str] = &[
     "get pods -n node-drain",
     "list pods -n node-drain",
     "patch pods -n node-drain",
+    // Rotation: the record and pause on the NodePool, the placeholders'
+    // PriorityClass, the placeholder pods in the daemon's own namespace.
+    "patch nodepools.karpenter.sh -A",
+    "create priorityclasses.scheduling.k8s.io -A",
+    "get priorityclasses.scheduling.k8s.io/node-drain-placeholder -A",
+    "create pods -n node-drain",
+    "delete pods -n node-drain",
 ];
 
 /// What it must not do.
@@ -56,10 +63,15 @@ const MUST_NOT: &[&str] = &[
     "watch secrets -A",
     "get secrets -n node-drain",
     "list secrets -n kube-system",
-    // Pods: it never creates one (a privileged pod would own the node).
+    // Pods: it creates none outside its own namespace (a privileged pod would
+    // own the node); there, the restricted Pod Security Standard applies.
     "create pods -n default",
-    "create pods -n node-drain",
+    "create pods -n kube-system",
     "update pods -n default",
+    // PriorityClasses: only its own is read, none changed.
+    "get priorityclasses.scheduling.k8s.io/system-node-critical -A",
+    "update priorityclasses.scheduling.k8s.io/node-drain-placeholder -A",
+    "delete priorityclasses.scheduling.k8s.io/node-drain-placeholder -A",
     // Nodes: neither created nor deleted (deleting is the retire-node overlay's).
     "create nodes -A",
     "delete nodes -A",
@@ -142,6 +154,7 @@ fn the_cronjob_overlay_drains_but_holds_no_lease() {
         "get leases.coordination.k8s.io/node-drain -n node-drain",
         "update leases.coordination.k8s.io/node-drain -n node-drain",
         "patch pods -n node-drain",
+        "create pods -n node-drain",
     ];
     let drain: Vec<&str> = MUST
         .iter()

@@ -19,6 +19,9 @@ pub enum Action {
     DrainNodepool,
     /// Cordon the node only: an operator decides what comes next.
     Cordon,
+    /// Rotate the whole NodePool named by the alert's `nodepool` label (the
+    /// daemon's registry of rotations: one per NodePool at most).
+    RotateNodepool,
 }
 
 impl Action {
@@ -27,6 +30,7 @@ impl Action {
             Action::DrainNode => "drain-node",
             Action::DrainNodepool => "drain-nodepool",
             Action::Cordon => "cordon",
+            Action::RotateNodepool => "rotate-nodepool",
         }
     }
 }
@@ -190,5 +194,20 @@ fn strip_port(instance: &str) -> &str {
             host
         }
         _ => instance,
+    }
+}
+
+#[cfg(test)]
+mod rotate_tests {
+    use super::Action;
+
+    #[test]
+    fn rotate_nodepool_is_a_rule_action() {
+        let config = crate::config::DaemonConfig::parse(
+            "rules:\n  - alertname: RotateWorkers\n    action: rotate-nodepool\n",
+        )
+        .unwrap();
+        assert_eq!(config.rules[0].action, Action::RotateNodepool);
+        assert_eq!(Action::RotateNodepool.as_str(), "rotate-nodepool");
     }
 }

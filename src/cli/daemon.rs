@@ -45,7 +45,34 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub admission: Box<AdmissionArgs>,
     #[command(flatten)]
+    pub rotation: DaemonRotateOptions,
+    #[command(flatten)]
     pub opts: DrainOptions,
+}
+
+/// How the daemon's rotations run (`admin rotate`, `rotate-nodepool`): the
+/// flags of `drain --rotate`, but the placeholder pods default to the
+/// daemon's own namespace (POD_NAMESPACE) in-cluster.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonRotateOptions {
+    /// Reserve each wave's replacement capacity (placeholder pods) before cordoning it.
+    #[arg(long, env = "CAPACITY_FIRST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub capacity_first: bool,
+    /// How long placeholders may take to run before the wave falls back to a plain one.
+    #[arg(long, env = "CAPACITY_TIMEOUT", default_value = "5m", value_parser = super::parse_timeout)]
+    pub capacity_timeout: std::time::Duration,
+    /// Namespace of the placeholder pods: the daemon's own (POD_NAMESPACE) when unset, else `default`.
+    #[arg(long, env = "PLACEHOLDER_NAMESPACE")]
+    pub placeholder_namespace: Option<String>,
+    /// Image of the placeholder pods.
+    #[arg(long, env = "PLACEHOLDER_IMAGE", default_value = "pause:3.10")]
+    pub placeholder_image: String,
+    /// How long a wave may take to settle (its nodes gone, its pods running again).
+    #[arg(long, env = "SETTLE_TIMEOUT", default_value = "10m", value_parser = super::parse_timeout)]
+    pub settle_timeout: std::time::Duration,
+    /// How long to wait for the NodePool to allow the next wave (budget, allocate rate).
+    #[arg(long, env = "STALL_TIMEOUT", default_value = "10m", value_parser = super::parse_timeout)]
+    pub stall_timeout: std::time::Duration,
 }
 
 /// The admission webhook of graceful eviction (`crate::graceful`).
@@ -113,6 +140,18 @@ pub enum AdminCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Rotate a whole NodePool in the daemon (with --dry-run: the preflight).
+    Rotate {
+        nodepool: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Pause, resume or cancel the rotation of a NodePool (the wave in flight finishes).
+    Rotation {
+        #[arg(value_enum)]
+        action: crate::rotation::daemon::RotationAction,
+        nodepool: String,
+    },
     /// Stop admitting alerts and requests (runs under way go on).
     Pause,
     /// Admit again.
@@ -124,4 +163,40 @@ pub enum AdminCommand {
         #[arg(long)]
         node: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::AdminCommand;
+    use crate::cli::{Cli, Command};
+    use crate::rotation::daemon::RotationAction;
+
+    fn admin(args: &[&str]) -> AdminCommand {
+        let cli = Cli::try_parse_from([&["node-drain", "admin"], args].concat()).unwrap();
+        match cli.command {
+            Command::Admin(a) => a.command,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn admin_rotate_and_rotation_parse() {
+        assert!(matches!(
+            admin(&["rotate", "p", "--dry-run"]),
+            AdminCommand::Rotate { nodepool, dry_run: true } if nodepool == "p"
+        ));
+        for (word, want) in [
+            ("pause", RotationAction::Pause),
+            ("resume", RotationAction::Resume),
+            ("cancel", RotationAction::Cancel),
+        ] {
+            assert!(matches!(
+                admin(&["rotation", word, "p"]),
+                AdminCommand::Rotation { action, nodepool } if action == want && nodepool == "p"
+            ));
+        }
+        assert!(Cli::try_parse_from(["node-drain", "admin", "rotation", "stop", "p"]).is_err());
+    }
 }

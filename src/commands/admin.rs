@@ -19,6 +19,12 @@ pub async fn run(args: AdminArgs) -> Result<i32> {
         AdminCommand::DrainNodepool { nodepool, dry_run } => {
             json!({"cmd": "drain-nodepool", "nodepool": nodepool, "dry_run": dry_run})
         }
+        AdminCommand::Rotate { nodepool, dry_run } => {
+            json!({"cmd": "rotate", "nodepool": nodepool, "dry_run": dry_run})
+        }
+        AdminCommand::Rotation { action, nodepool } => {
+            json!({"cmd": "rotation", "nodepool": nodepool, "action": action})
+        }
         AdminCommand::Pause => json!({"cmd": "pause"}),
         AdminCommand::Resume => json!({"cmd": "resume"}),
         AdminCommand::Cancel { run, node } => json!({"cmd": "cancel", "run": run, "node": node}),

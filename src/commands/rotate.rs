@@ -49,6 +49,7 @@ pub async fn run(global: &GlobalArgs, args: DrainArgs) -> Result<i32> {
         settle_timeout: r.settle_timeout,
         stall_timeout: r.stall_timeout,
         trigger: "node-drain drain --rotate (CLI)".into(),
+        gate: Default::default(),
     };
     if args.dry_run {
         let preflight = rotation::preflight::preflight(&deps, &settings).await?;

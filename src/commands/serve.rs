@@ -97,7 +97,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         token: RwLock::new(None),
         contact,
         contact_window,
+        rotations: Default::default(),
     });
+    daemon
+        .rotations
+        .configure(crate::rotation::daemon::Setup::for_daemon(
+            global,
+            &args,
+            client.clone(),
+            &actors,
+            shared.clone(),
+        ));
     watch_token(
         daemon.clone(),
         args.webhook_token_file.clone(),
@@ -278,6 +288,13 @@ async fn reconcile_when_leader(
                 }
                 if first {
                     info!("reconciled: admitting alerts and requests");
+                    // Unfinished rotations recorded on the managed NodePools go on
+                    // (a paused one stays paused; a cancelled one has no record).
+                    let pools = daemon.nodepools();
+                    daemon
+                        .rotations
+                        .resume_recorded(&pools, daemon.settings(None))
+                        .await;
                 }
                 first = false;
                 daemon.reconciled.store(true, Ordering::SeqCst);

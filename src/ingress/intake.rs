@@ -52,6 +52,9 @@ pub struct Daemon {
     /// must be for this replica to be healthy (`/readyz/replica`).
     pub contact: Contact,
     pub contact_window: Duration,
+    /// The running rotations (admin `rotate`, the rule action `rotate-nodepool`,
+    /// a new leader resuming recorded ones): one per NodePool at most.
+    pub rotations: Arc<crate::rotation::daemon::Rotations>,
 }
 
 impl Daemon {
@@ -153,6 +156,18 @@ impl Daemon {
         })
     }
 
+    /// An error unless this daemon manages `nodepool`.
+    pub fn managed(&self, nodepool: &str) -> Result<()> {
+        let managed = self.nodepools();
+        if managed.iter().any(|p| p == nodepool) {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "NodePool {nodepool:?} is not managed by this daemon ({})",
+            managed.join(", ")
+        )))
+    }
+
     /// One wave of `nodepool`, planned as `drain` plans it (the allocate rate,
     /// budgets, caps); started unless `dry_run`. Answers the plan and the run.
     pub async fn drain_nodepool(
@@ -162,13 +177,7 @@ impl Daemon {
         trigger: String,
         dry_run: bool,
     ) -> Result<Value> {
-        let managed = self.nodepools();
-        if !managed.iter().any(|p| p == nodepool) {
-            return Err(Error::Usage(format!(
-                "NodePool {nodepool:?} is not managed by this daemon ({})",
-                managed.join(", ")
-            )));
-        }
+        self.managed(nodepool)?;
         let metrics = self.actors.metrics.as_ref().ok_or_else(|| {
             Error::Usage("drain-nodepool needs Prometheus (--prometheus-address)".into())
         })?;
@@ -231,6 +240,10 @@ pub async fn run_queue(daemon: std::sync::Arc<Daemon>, mut rx: mpsc::Receiver<Jo
                 r.forget();
             }
         };
+        if job.admit.action == Action::RotateNodepool {
+            rotate_for_alert(&daemon, job, &trigger).await;
+            continue;
+        }
         if job.admit.action == Action::DrainNodepool {
             let pool = match &job.admit.target {
                 Target::Labels(labels) => labels.get("nodepool").cloned(),
@@ -284,6 +297,50 @@ pub async fn run_queue(daemon: std::sync::Arc<Daemon>, mut rx: mpsc::Receiver<Jo
                 warn!(error = %e, "the planner is gone");
                 unsettled();
             }
+        }
+    }
+}
+
+/// The rule action `rotate-nodepool`: the rotation of the alert's `nodepool`
+/// label, started on the registry (a rotating NodePool answers "already
+/// rotating", which settles the alert too).
+async fn rotate_for_alert(daemon: &std::sync::Arc<Daemon>, job: Job, trigger: &str) {
+    let metrics = crate::telemetry::metrics::get();
+    let pool = match &job.admit.target {
+        Target::Labels(labels) => labels.get("nodepool").cloned(),
+        Target::Node(_) => None,
+    };
+    let unsettled = || {
+        if let Some(r) = &job.admit.release {
+            r.forget();
+        }
+    };
+    let Some(pool) = pool else {
+        metrics.alert("ignored", "no-nodepool-label");
+        warn!(
+            trigger,
+            "rotate-nodepool needs a nodepool label on the alert"
+        );
+        return;
+    };
+    let started = match daemon.managed(&pool) {
+        Ok(()) => {
+            daemon
+                .rotations
+                .start(&pool, job.admit.settings, trigger.to_string())
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(v) => {
+            metrics.alert("accepted", "started");
+            info!(trigger, answer = %v, "NodePool rotation admitted");
+        }
+        Err(e) => {
+            metrics.alert("ignored", e.metric_label());
+            warn!(trigger, error = %e, "NodePool rotation not admitted");
+            unsettled();
         }
     }
 }

@@ -71,7 +71,7 @@ pub async fn rotate(
     let mut announced = false;
     let mut stalled_since: Option<tokio::time::Instant> = None;
     loop {
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || super::gate::wait_open(&settings.gate, pool, cancel).await {
             return Ok(super::report::finish(deps, settings, &rec, false).await);
         }
         let plan = plan_wave(deps, settings).await?;
@@ -163,6 +163,19 @@ pub async fn rotate(
                 return Err(e);
             }
         };
+        // Asked again just before the cordon: a pause, cancel or closing window
+        // that came while the capacity was being reserved holds this wave too
+        // (nothing of it is cordoned yet); its reservation goes.
+        if settings.gate.check() != super::WaveGate::Open {
+            let _ = capacity::delete(client, &placeholder::run_selector(&placeholder_run)).await;
+            let _ = capacity::label_wave(client, &choice.drain, None).await;
+            info!(
+                nodepool = pool,
+                wave = number,
+                "rotation wave held before its cordon"
+            );
+            continue;
+        }
         info!(nodepool = pool, wave = number, nodes = choice.drain.join(",").as_str(), capacity = %capacity, "rotation wave");
         deps.notifier
             .do_send(Notify(Notice::Rotation(RotationNotice::Wave {

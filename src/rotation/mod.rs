@@ -7,10 +7,13 @@
 //!
 //! - `engine`: the wave loop; `preflight`: what `--dry-run` prints;
 //! - `placeholder` (what) and `capacity` (the IO): capacity first; `settle`: the wait between waves;
-//! - `survey`: what the wave's nodes hold; `record`: the NodePool annotation.
+//! - `survey`: what the wave's nodes hold; `record`: the NodePool annotation;
+//! - `gate`: what holds the next wave (pause, cancel, windows); `daemon`: the daemon's running rotations.
 
 pub mod capacity;
+pub mod daemon;
 pub mod engine;
+pub mod gate;
 pub mod placeholder;
 pub mod preflight;
 pub mod record;
@@ -27,6 +30,7 @@ use crate::actors::{MetricsActor, NotifierActor, PlannerActor};
 use crate::drain::DrainSettings;
 
 pub use engine::{rotate, RotationEvent};
+pub use gate::{Gate, WaveGate};
 
 /// The actors and client a rotation drives.
 #[derive(Clone)]
@@ -60,4 +64,6 @@ pub struct RotationSettings {
     pub stall_timeout: Duration,
     /// What asked for the rotation (Slack, run triggers).
     pub trigger: String,
+    /// Asked before each wave: pause, cancel, maintenance windows (the CLI's: always open).
+    pub gate: Gate,
 }

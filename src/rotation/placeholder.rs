@@ -183,6 +183,12 @@ pub fn placeholder_pod(
             "terminationGracePeriodSeconds": 0,
             "automountServiceAccountToken": false,
             "enableServiceLinks": false,
+            // Restricted Pod Security: the daemon's own namespace enforces it.
+            "securityContext": {
+                "runAsNonRoot": true,
+                "runAsUser": 65535,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "nodeSelector": node_selector,
             "tolerations": constraints.tolerations,
             "affinity": affinity,
@@ -191,6 +197,10 @@ pub fn placeholder_pod(
                 "image": spec.image,
                 "imagePullPolicy": "IfNotPresent",
                 "resources": {"requests": requests},
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "capabilities": {"drop": ["ALL"]},
+                },
             }],
         },
     }))

@@ -68,3 +68,35 @@ async fn patch(client: &Client, nodepool: &str, body: serde_json::Value) -> Resu
         })?;
     Ok(())
 }
+
+/// The NodePool annotation holding a rotation's pause (`"true"`), beside the
+/// record: the admin socket writes it while the engine writes the record, so
+/// the two never overwrite each other's progress.
+pub const PAUSED_ANNOTATION: &str = "node-drain.io/rotation-paused";
+
+/// Whether the rotation of `nodepool` is recorded as paused.
+pub async fn read_paused(client: &Client, nodepool: &str) -> Result<bool> {
+    let api: Api<NodePool> = Api::all(client.clone());
+    let pool = api
+        .get_opt(nodepool)
+        .await
+        .map_err(|e| Error::kube(format!("get NodePool {nodepool}"), e))?
+        .ok_or_else(|| Error::NodePoolNotFound(nodepool.to_string()))?;
+    Ok(pool
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .is_some_and(|v| v == "true"))
+}
+
+/// Records the pause (or removes it).
+pub async fn write_paused(client: &Client, nodepool: &str, paused: bool) -> Result<()> {
+    let value = if paused { json!("true") } else { json!(null) };
+    patch(
+        client,
+        nodepool,
+        json!({"metadata": {"annotations": {PAUSED_ANNOTATION: value}}}),
+    )
+    .await
+}

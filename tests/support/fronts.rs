@@ -82,6 +82,7 @@ pub fn fronts(
         token: RwLock::new(Some(TOKEN.as_bytes().to_vec())),
         contact,
         contact_window: Duration::from_millis(2300),
+        rotations: Default::default(),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -190,3 +190,82 @@ pub async fn nodepool_annotation(client: &Client, nodepool: &str, key: &str) -> 
         .annotations
         .and_then(|a| a.get(key).cloned())
 }
+
+/// The rotation record on a NodePool, parsed.
+pub async fn rotation_record(client: &Client, nodepool: &str) -> Option<serde_json::Value> {
+    nodepool_annotation(client, nodepool, "node-drain.io/rotation")
+        .await
+        .map(|t| serde_json::from_str(&t).expect("the rotation record is JSON"))
+}
+
+/// Waits until the record says `replaced` nodes were replaced; answers it.
+pub async fn wait_replaced(
+    client: &Client,
+    nodepool: &str,
+    replaced: usize,
+    timeout: Duration,
+) -> serde_json::Value {
+    super::wait_for(
+        &format!("{replaced} node(s) recorded replaced on NodePool {nodepool}"),
+        timeout,
+        || async {
+            match rotation_record(client, nodepool).await {
+                Some(r) if r["replaced"].as_array().map(Vec::len) >= Some(replaced) => Ok(Some(r)),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until the NodePool holds no rotation record (finished or cancelled).
+pub async fn wait_no_record(client: &Client, nodepool: &str, timeout: Duration) {
+    super::wait_for(
+        &format!("no rotation record on NodePool {nodepool}"),
+        timeout,
+        || async {
+            match rotation_record(client, nodepool).await {
+                None => Ok(Some(())),
+                Some(r) => Err(r.to_string()),
+            }
+        },
+    )
+    .await
+}
+
+/// The daemon's flags for a rotation test: waves of up to 2, placeholders in `namespace`.
+pub fn daemon_rotation_args(namespace: &str) -> Vec<String> {
+    [
+        "--max-nodes",
+        "2",
+        "--placeholder-namespace",
+        namespace,
+        "--drain-timeout",
+        "3m",
+        "--capacity-timeout",
+        "45s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The rotation of `nodepool` in the daemon's `admin status` (None: not rotating).
+pub async fn daemon_rotation(
+    daemon: &super::daemon::Daemon,
+    nodepool: &str,
+) -> Option<serde_json::Value> {
+    let status = daemon.admin(b"{\"cmd\":\"status\"}\n").await;
+    status["rotations"]
+        .as_array()?
+        .iter()
+        .find(|r| r["nodepool"] == nodepool)
+        .cloned()
+}
+
+/// Deletes a test's Lease (namespace `default`).
+pub async fn delete_lease(client: &Client, name: &str) {
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "default");
+    let _ = api.delete(name, &Default::default()).await;
+}

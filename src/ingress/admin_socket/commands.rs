@@ -12,7 +12,7 @@ use crate::ingress::intake::{mailbox, Daemon};
 use crate::k8s::lease::Role;
 use crate::messages::{CancelNode, CancelRun, PlanWave, SetPaused, Target};
 
-fn available(daemon: &Daemon) -> Result<()> {
+pub(super) fn available(daemon: &Daemon) -> Result<()> {
     match daemon.unavailable() {
         None => Ok(()),
         Some(why) => Err(Error::Usage(format!("not now: {why}"))),
@@ -84,6 +84,15 @@ pub async fn execute(request: Request, daemon: &Daemon, uid: u32) -> Result<serd
             daemon
                 .drain_nodepool(&nodepool, daemon.settings(None), by, dry_run)
                 .await
+        }
+        Request::Rotate { nodepool, dry_run } => {
+            super::rotation::rotate(daemon, &nodepool, dry_run, by).await
+        }
+        Request::Rotation { nodepool, action } => {
+            let role = on_the_leader(daemon)?;
+            let mut answer = daemon.rotations.control(&nodepool, action).await?;
+            answer["role"] = role;
+            Ok(answer)
         }
         Request::Pause | Request::Resume => {
             let role = on_the_leader(daemon)?;

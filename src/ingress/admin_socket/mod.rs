@@ -8,6 +8,7 @@
 pub mod access;
 mod commands;
 pub mod protocol;
+mod rotation;
 
 use std::path::Path;
 use std::sync::Arc;

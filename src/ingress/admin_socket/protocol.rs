@@ -26,6 +26,17 @@ pub enum Request {
         #[serde(default)]
         dry_run: bool,
     },
+    /// Rotate a whole NodePool (`dry_run`: the preflight).
+    Rotate {
+        nodepool: String,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Pause, resume or cancel the rotation of a NodePool.
+    Rotation {
+        nodepool: String,
+        action: crate::rotation::daemon::RotationAction,
+    },
     Pause,
     Resume,
     Cancel {
@@ -43,6 +54,8 @@ impl Request {
             Request::Plan { .. } => "plan",
             Request::DrainNode { .. } => "drain-node",
             Request::DrainNodepool { .. } => "drain-nodepool",
+            Request::Rotate { .. } => "rotate",
+            Request::Rotation { .. } => "rotation",
             Request::Pause => "pause",
             Request::Resume => "resume",
             Request::Cancel { .. } => "cancel",
@@ -60,6 +73,8 @@ pub fn parse(line: &[u8]) -> Result<Request, String> {
         Some("drain-node") => &["node", "dry_run"],
         Some("drain-nodepool") => &["nodepool", "dry_run"],
         Some("cancel") => &["run", "node"],
+        Some("rotate") => &["nodepool", "dry_run"],
+        Some("rotation") => &["nodepool", "action"],
         _ => &[],
     };
     if let Some(object) = value.as_object() {
@@ -95,6 +110,7 @@ pub fn error(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rotation::daemon::RotationAction;
     use proptest::prelude::*;
 
     #[test]
@@ -117,6 +133,41 @@ mod tests {
                 },
             ),
             (r#"{"cmd":"pause"}"#, Request::Pause),
+            (
+                r#"{"cmd":"rotate","nodepool":"p","dry_run":true}"#,
+                Request::Rotate {
+                    nodepool: "p".into(),
+                    dry_run: true,
+                },
+            ),
+            (
+                r#"{"cmd":"rotate","nodepool":"p"}"#,
+                Request::Rotate {
+                    nodepool: "p".into(),
+                    dry_run: false,
+                },
+            ),
+            (
+                r#"{"cmd":"rotation","nodepool":"p","action":"pause"}"#,
+                Request::Rotation {
+                    nodepool: "p".into(),
+                    action: RotationAction::Pause,
+                },
+            ),
+            (
+                r#"{"cmd":"rotation","nodepool":"p","action":"resume"}"#,
+                Request::Rotation {
+                    nodepool: "p".into(),
+                    action: RotationAction::Resume,
+                },
+            ),
+            (
+                r#"{"cmd":"rotation","nodepool":"p","action":"cancel"}"#,
+                Request::Rotation {
+                    nodepool: "p".into(),
+                    action: RotationAction::Cancel,
+                },
+            ),
             (r#"{"cmd":"resume"}"#, Request::Resume),
             (
                 r#"{"cmd":"cancel","node":"a"}"#,
@@ -134,6 +185,17 @@ mod tests {
             (r#"{"cmd":"drain-node"}"#, "node"),
             (r#"{"cmd":"status","x":1}"#, "unknown field"),
             (r#"{"cmd":"cancel"}"#, "exactly one"),
+            (r#"{"cmd":"rotate"}"#, "nodepool"),
+            (
+                r#"{"cmd":"rotate","nodepool":"p","node":"a"}"#,
+                "unknown field `node`",
+            ),
+            (r#"{"cmd":"rotation","nodepool":"p"}"#, "action"),
+            (
+                r#"{"cmd":"rotation","nodepool":"p","action":"stop"}"#,
+                "unknown variant `stop`",
+            ),
+            (r#"{"cmd":"rotation","action":"pause"}"#, "nodepool"),
             ("\u{0}\u{1}", "bad request"),
         ] {
             let err = parse(line.as_bytes()).unwrap_err();

@@ -72,6 +72,7 @@ pub async fn status_json(daemon: &Daemon) -> crate::Result<serde_json::Value> {
         "unavailable": daemon.unavailable(),
         "nodepools": daemon.nodepools(),
         "queue": daemon.queue.max_capacity() - daemon.queue.capacity(),
+        "rotations": daemon.rotations.status().await,
         "status": snapshot,
     }))
 }
