@@ -190,6 +190,18 @@ async fn retire_recorded(
     Ok(())
 }
 
+/// Whether `node`'s record still names this run, past `cordoned`: the run
+/// itself moved it on while a heartbeat was on its way.
+async fn moved_on_by_this_run(cx: &RunContext, node: &str) -> bool {
+    let Ok(Some(n)) = nodes::get(&cx.client, node).await else {
+        return false;
+    };
+    let annotations = n.metadata.annotations.unwrap_or_default();
+    let get = |k: &str| annotations.get(k).map(String::as_str);
+    get(crate::drain::annotations::RUN_ID) == Some(cx.run_id.as_str())
+        && get(crate::drain::annotations::STATE) != Some(Phase::Cordoned.as_str())
+}
+
 /// Refreshes the heartbeat of every node `cx`'s run still holds; renews the
 /// node ownership, or stops a node whose record another run changed.
 pub async fn heartbeat(cx: &RunContext, stop: impl Fn(&str)) {
@@ -211,6 +223,11 @@ pub async fn heartbeat(cx: &RunContext, stop: impl Fn(&str)) {
                 }
             }
             Err(NodePatchError::NotOwned { detail, .. }) => {
+                // A beat that crossed this run's own next record (drained,
+                // restored) was refused by that record, not by another run.
+                if moved_on_by_this_run(cx, &node).await {
+                    continue;
+                }
                 warn!(
                     node = node.as_str(),
                     detail = detail.as_str(),
