@@ -190,8 +190,9 @@ async fn retire_recorded(
     Ok(())
 }
 
-/// Whether `node`'s record still names this run, past `cordoned`: the run
-/// itself moved it on while a heartbeat was on its way.
+/// Whether `node`'s record says this run drained it: the run itself moved
+/// it on while a heartbeat was on its way. (Only `drained`: a `restored`
+/// record keeps the run id when another run restored the node as orphaned.)
 async fn moved_on_by_this_run(cx: &RunContext, node: &str) -> bool {
     let Ok(Some(n)) = nodes::get(&cx.client, node).await else {
         return false;
@@ -199,7 +200,7 @@ async fn moved_on_by_this_run(cx: &RunContext, node: &str) -> bool {
     let annotations = n.metadata.annotations.unwrap_or_default();
     let get = |k: &str| annotations.get(k).map(String::as_str);
     get(crate::drain::annotations::RUN_ID) == Some(cx.run_id.as_str())
-        && get(crate::drain::annotations::STATE) != Some(Phase::Cordoned.as_str())
+        && get(crate::drain::annotations::STATE) == Some(Phase::Drained.as_str())
 }
 
 /// Refreshes the heartbeat of every node `cx`'s run still holds; renews the
