@@ -277,7 +277,13 @@ async fn reconcile_when_leader(
             orphan_after: daemon.opts.orphan_after,
             defaults: daemon.settings(None),
         };
-        match daemon.actors.planner.send(recover).await.map_err(mailbox) {
+        match daemon.actors.planner.send(recover).await {
+            // The planner is gone: the daemon is shutting down. Retrying would
+            // spin (every send fails at once), so this loop ends with it.
+            Err(e) => {
+                info!(error = %mailbox(e), "reconciliation stops: the actors are gone");
+                return;
+            }
             Ok(Ok(done)) => {
                 if !(done.resumed.is_empty() && done.retired.is_empty()) {
                     info!(
@@ -302,11 +308,13 @@ async fn reconcile_when_leader(
                     labelled = label.claim().await;
                 }
             }
-            Ok(Err(e)) | Err(e) => warn!(error = %e, "reconciliation failed; retrying"),
+            Ok(Err(e)) => warn!(error = %e, "reconciliation failed; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-            _ = role.changed() => {}
+            // The elector is gone (shutdown): `changed` would fail at once on
+            // every round, so the loop ends instead of spinning.
+            changed = role.changed() => if changed.is_err() { return },
         }
     }
 }
