@@ -14,6 +14,7 @@ pub mod image;
 pub mod nodes;
 pub mod observe;
 pub mod rotation;
+pub mod slack;
 pub mod workloads;
 
 #[allow(unused_imports)]
