@@ -11,6 +11,8 @@ pub mod fake_lease;
 pub mod fronts;
 pub mod http;
 pub mod image;
+pub mod image_pod;
+pub mod manifests;
 pub mod nodes;
 pub mod observe;
 pub mod rotation;
