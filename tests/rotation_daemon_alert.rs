@@ -78,6 +78,13 @@ async fn an_alert_rotates_its_nodepool_once_and_an_unknown_nodepool_changes_noth
         "{rotation}"
     );
     let run = rotation["runId"].clone();
+    // Held between waves while the alerts come again: still rotating however
+    // fast the waves go.
+    let control = |action: &str| {
+        json!({"cmd": "rotation", "nodepool": pool.name, "action": action}).to_string() + "\n"
+    };
+    let paused = daemon.admin(control("pause").as_bytes()).await;
+    assert_eq!(paused["ok"], json!(true), "{paused}");
 
     // The same alert again (Alertmanager's repeat: same startsAt) is a duplicate;
     // the alert firing anew reaches the registry, which answers "already rotating".
@@ -86,7 +93,12 @@ async fn an_alert_rotates_its_nodepool_once_and_an_unknown_nodepool_changes_noth
     let (status, body) = post_alert(&daemon, &pool.name, "2026-11-29T10:05:00Z").await;
     assert_eq!((status, &body["queued"]), (202, &json!(1)), "{body}");
     let refused = format!("already rotating NodePool {}", pool.name);
-    wait_log(&daemon, "the second rotation refused", &[&refused]).await;
+    wait_log(
+        &daemon,
+        "the second rotation refused",
+        &["NodePool rotation not started", &refused],
+    )
+    .await;
 
     // A NodePool this daemon does not manage: refused by name, nothing started.
     let unknown = unique("rotd-alert-nope");
@@ -109,6 +121,8 @@ async fn an_alert_rotates_its_nodepool_once_and_an_unknown_nodepool_changes_noth
     );
 
     // Every original node replaced, by that one rotation.
+    let resumed = daemon.admin(control("resume").as_bytes()).await;
+    assert_eq!(resumed["ok"], json!(true), "{resumed}");
     wait_no_record(client, &pool.name, Duration::from_secs(600)).await;
     let now: Vec<String> = pool
         .wait_ready_nodes(3, Duration::from_secs(120))
