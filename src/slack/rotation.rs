@@ -87,13 +87,17 @@ impl std::fmt::Display for Progress {
 /// When a window opens: on its zone's wall clock, then in UTC
 /// (`Sun 2026-11-29 22:00 KST (Asia/Seoul), 13:00 UTC`).
 pub fn opening(opens: Option<&jiff::Zoned>) -> String {
-    match opens {
-        Some(z) => format!(
-            "{}, {}",
-            z.strftime("%a %Y-%m-%d %H:%M %Z (%Q)"),
-            z.timestamp().strftime("%H:%M UTC")
-        ),
-        None => "never: no window opens ahead".into(),
+    use jiff::fmt::strtime::format;
+    let Some(z) = opens else {
+        return "never: no window opens ahead".into();
+    };
+    // Formatted fallibly: a Display error would panic the notifier's handler.
+    match (
+        format("%a %Y-%m-%d %H:%M %Z (%Q)", z),
+        format("%H:%M UTC", z.timestamp()),
+    ) {
+        (Ok(local), Ok(utc)) => format!("{local}, {utc}"),
+        _ => z.to_string(),
     }
 }
 
@@ -220,5 +224,53 @@ impl RotationNotice {
                 (text.clone(), vec![section(&text)])
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seoul(at: &str) -> jiff::Zoned {
+        at.parse::<jiff::Timestamp>()
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::get("Asia/Seoul").unwrap())
+    }
+
+    #[test]
+    fn a_held_rotation_says_where_it_stands_and_when_the_window_opens_on_its_clock() {
+        let held = RotationNotice::WindowHeld {
+            cluster: "devel".into(),
+            nodepool: "worker".into(),
+            run_id: "rot-1".into(),
+            opens: Some(seoul("2026-11-29T13:00:00Z")),
+            progress: Progress {
+                waves_done: 2,
+                replaced: 3,
+                skipped: 1,
+            },
+        };
+        assert_eq!(
+            held.blocks().0,
+            "[devel] Rotation of worker held: every maintenance window is closed; the next \
+             opens Sun 2026-11-29 22:00 KST (Asia/Seoul), 13:00 UTC. Rotation `rot-1`: 2 \
+             wave(s) done: 3 replaced, 1 skipped"
+        );
+        assert_eq!(opening(None), "never: no window opens ahead");
+        let opened = RotationNotice::WindowOpened {
+            cluster: String::new(),
+            nodepool: "worker".into(),
+            run_id: "rot-1".into(),
+            progress: Progress {
+                waves_done: 0,
+                replaced: 0,
+                skipped: 0,
+            },
+        };
+        assert_eq!(
+            opened.blocks().0,
+            "Rotation of worker: the maintenance window is open; the next wave starts. \
+             Rotation `rot-1`: no wave done yet"
+        );
     }
 }
