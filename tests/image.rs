@@ -17,7 +17,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +24,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{json, Value};
-use support::daemon::{alert, free_port, tempdir, TOKEN};
-use support::http::{serve, Request, Response};
+use support::daemon::{alert, free_port, TOKEN};
 use support::image::*;
+use support::image_pod::*;
+use support::slack::FakeSlack;
 use support::*;
 
 const SMALL: Requests = Requests {
@@ -48,58 +48,16 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
     let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace.name);
 
     // The ServiceAccount's credentials, laid out as the kubelet mounts them.
-    let dir = tempdir::Dir(std::env::temp_dir().join(unique("node-drain-image")));
-    let (account, settings) = (dir.0.join("serviceaccount"), dir.0.join("settings"));
-    readable_dir(&dir.0);
-    readable_dir(&account);
-    readable_dir(&settings);
-    let out = kubectl(
+    let mounts = PodMounts::new(
         env,
-        &[
-            "create",
-            "token",
-            SERVICE_ACCOUNT,
-            "-n",
-            &namespace.name,
-            "--duration",
-            "1h",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "kubectl create token: {}",
-        text(&out.stderr)
-    );
-    write_readable(&account.join("token"), text(&out.stdout).trim());
-    let ca = Path::new(&env.var("TESTENV_STATE")).join("pki/ca.crt");
-    write_readable(
-        &account.join("ca.crt"),
-        &std::fs::read_to_string(&ca).unwrap(),
-    );
-    write_readable(&account.join("namespace"), &namespace.name);
-    write_readable(&settings.join("token"), &format!("{TOKEN}\n"));
-    write_readable(
-        &settings.join("config.yaml"),
+        &namespace.name,
         "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n",
     );
 
     // A fake Slack, addressed by host name: the image resolves `localhost`
     // without NSS modules (glibc's built-in files lookup, podman's /etc/hosts).
-    let messages: Arc<Mutex<Vec<String>>> = Arc::default();
-    let recorded = messages.clone();
-    let slack = serve(move |req: Request| {
-        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-        recorded
-            .lock()
-            .unwrap()
-            .push(body["text"].as_str().unwrap_or("").to_string());
-        async { Response::new(200, "text/plain", "ok") }
-    })
-    .await;
-    let slack_url = format!(
-        "http://localhost:{}/services/T0/B0/s3cret",
-        slack.addr.port()
-    );
+    let slack = FakeSlack::start().await;
+    let slack_url = slack.url_at("localhost");
 
     // Its workload first, so the node the alert names is known.
     let w = scene.workloads();
@@ -138,52 +96,26 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
             .cloned()
     };
 
-    // Run as a restricted pod runs: non-root, read-only root, no capabilities,
-    // no privilege escalation; only the admin socket's directory writable.
+    // Run as a restricted pod runs, with the Deployment's environment (the
+    // downward API: the Lease lives in the pod's namespace).
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mount = |from: &Path, to: &str| format!("{}:{to}:ro", from.display());
-    let var = |name: &str, value: &str| format!("{name}={value}");
-    let options: Vec<String> = [
-        "--ulimit=nofile=1024:1024",
-        "--ulimit=nproc=1024:1024",
-        "--network=host",
-        "--read-only",
-        "--read-only-tmpfs=false",
-        "--cap-drop=all",
-        "--security-opt=no-new-privileges",
-        &format!("--user={USER}"),
-        &format!("--hostname={hostname}"),
-        &format!("--mount=type=tmpfs,destination={ADMIN_DIR},tmpfs-mode=0700,chown=true"),
-        "--volume",
-        &mount(&account, SERVICE_ACCOUNT_PATH),
-        "--volume",
-        &mount(&settings, "/etc/node-drain"),
-        "--env",
-        &var("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-        "--env",
-        &var("KUBERNETES_SERVICE_PORT", &api_server_port(env).to_string()),
-        // The Deployment's downward API: the Lease lives in the pod's namespace.
-        "--env",
-        &var("POD_NAMESPACE", &namespace.name),
-        "--env",
-        &var("POD_NAME", &hostname),
-        "--env",
-        &var("NODEPOOL_NAME", &pool.name),
-        "--env",
-        &var("PROMETHEUS_ADDRESS", &env.prometheus_url()),
-        "--env",
-        &var("PROMETHEUS_SCOPE_ORG_ID", ""),
-        "--env",
-        &var("SLACK_WEBHOOK_URL", &slack_url),
-        "--env",
-        &var("CLUSTER_NAME", "image-test"),
-        "--env",
-        &var("RUST_LOG", "info"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let prometheus = env.prometheus_url();
+    let options = restricted_pod_options(
+        env,
+        &hostname,
+        &mounts,
+        &[
+            ("POD_NAMESPACE", &namespace.name),
+            ("POD_NAME", &hostname),
+            ("NODEPOOL_NAME", &pool.name),
+            ("PROMETHEUS_ADDRESS", &prometheus),
+            ("PROMETHEUS_SCOPE_ORG_ID", ""),
+            ("SLACK_WEBHOOK_URL", &slack_url),
+            ("CLUSTER_NAME", "image-test"),
+            ("RUST_LOG", "info"),
+        ],
+    );
     let http_address = format!("127.0.0.1:{port}");
     let container = Container::run(
         &hostname,
@@ -379,7 +311,7 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
         "the fake Slack to hear the drain",
         Duration::from_secs(30),
         || async {
-            let texts = messages.lock().unwrap().clone();
+            let texts = slack.texts();
             if texts.iter().any(|t| t.contains(&drained)) {
                 Ok(Some(()))
             } else {
@@ -425,6 +357,7 @@ async fn the_image_drains_a_node_in_cluster_mode_as_the_shipped_service_account(
     );
 
     drop(container);
+    drop(mounts);
     drop(rbac);
     namespace.delete().await;
     scene.cleanup().await;

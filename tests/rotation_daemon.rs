@@ -9,14 +9,8 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::daemon::Daemon;
 use support::rotation::*;
 use support::*;
-
-const ONE_CPU: Requests = Requests {
-    cpu: "1",
-    memory: "1Gi",
-};
 
 fn names(nodes: &[k8s_openapi::api::core::v1::Node]) -> Vec<String> {
     nodes
@@ -27,32 +21,10 @@ fn names(nodes: &[k8s_openapi::api::core::v1::Node]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_rotate_replaces_the_pool_within_its_budget_and_a_pause_holds_the_next_wave() {
-    let scene = Scene::new(
-        "rotd-six",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "2"}])),
-    )
-    .await;
-    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
-    let w = scene.workloads();
-    w.spread_deployment("web", 6, ONE_CPU).await;
-    let originals = names(&pool.wait_ready_nodes(6, Duration::from_secs(180)).await);
-    w.wait_running("web", 6, Duration::from_secs(60)).await;
-    wait_nodepool_cpu_metrics(env, &pool.name, Some(24.0), None).await;
-
+    let (scene, originals) = spread_pool("rotd-six", 6, json!([{"nodes": "2"}])).await;
+    let (client, ns, pool) = (&scene.client, &scene.ns, &scene.pool);
     let lease = unique("rotd-lease");
-    let args = daemon_rotation_args(&ns.name);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let daemon = Daemon::start_args(
-        env,
-        &pool.name,
-        &lease,
-        &unique("rotd"),
-        "rules: []\n",
-        &[],
-        &args,
-    );
-    daemon.wait_ready().await;
+    let daemon = rotation_daemon(&scene, &lease, "rules: []\n", &[]).await;
 
     // The dry run answers the preflight and touches nothing.
     let dry = daemon
@@ -169,35 +141,11 @@ async fn admin_rotate_replaces_the_pool_within_its_budget_and_a_pause_holds_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_stops_the_rotation_after_the_wave_in_flight_and_removes_its_record() {
-    let scene = Scene::new(
-        "rotd-cancel",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "1"}])),
-    )
-    .await;
-    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
-    let w = scene.workloads();
-    w.spread_deployment("web", 3, ONE_CPU).await;
-    let originals = names(&pool.wait_ready_nodes(3, Duration::from_secs(180)).await);
-    w.wait_running("web", 3, Duration::from_secs(60)).await;
-    wait_nodepool_cpu_metrics(env, &pool.name, Some(12.0), None).await;
-
+    let (scene, originals) = spread_pool("rotd-cancel", 3, json!([{"nodes": "1"}])).await;
+    let (client, pool) = (&scene.client, &scene.pool);
     let lease = unique("rotd-lease");
-    let args = daemon_rotation_args(&ns.name);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let daemon = Daemon::start_args(
-        env,
-        &pool.name,
-        &lease,
-        &unique("rotd"),
-        "rules: []\n",
-        &[],
-        &args,
-    );
-    daemon.wait_ready().await;
-    let started = daemon
-        .admin(format!("{}\n", json!({"cmd": "rotate", "nodepool": pool.name})).as_bytes())
-        .await;
+    let daemon = rotation_daemon(&scene, &lease, "rules: []\n", &[]).await;
+    let started = admin_rotate(&daemon, &pool.name).await;
     assert_eq!(started["started"], json!(true), "{started}");
     wait_replaced(client, &pool.name, 1, Duration::from_secs(300)).await;
     let cancel = json!({"cmd": "rotation", "nodepool": pool.name, "action": "cancel"});

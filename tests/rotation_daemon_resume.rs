@@ -12,30 +12,10 @@ use support::daemon::Daemon;
 use support::rotation::*;
 use support::*;
 
-const ONE_CPU: Requests = Requests {
-    cpu: "1",
-    memory: "1Gi",
-};
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_daemon_and_then_a_new_leader_resume_the_rotation() {
-    let scene = Scene::new(
-        "rotd-resume",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "1"}])),
-    )
-    .await;
+    let (scene, originals) = spread_pool("rotd-resume", 3, json!([{"nodes": "1"}])).await;
     let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
-    let w = scene.workloads();
-    w.spread_deployment("web", 3, ONE_CPU).await;
-    let originals: Vec<String> = pool
-        .wait_ready_nodes(3, Duration::from_secs(180))
-        .await
-        .iter()
-        .filter_map(|n| n.metadata.name.clone())
-        .collect();
-    w.wait_running("web", 3, Duration::from_secs(60)).await;
-    wait_nodepool_cpu_metrics(env, &pool.name, Some(12.0), None).await;
 
     let lease = unique("rotd-lease");
     let args = daemon_rotation_args(&ns.name);

@@ -1,7 +1,9 @@
 //! Maintenance windows gate a daemon's rotation waves: outside a window no
-//! wave starts (the rotation says what it waits for), the window's opening
-//! starts the first wave. The window is computed from the test's clock in a
-//! non-UTC zone (Asia/Seoul): it opens at the minute two minutes from now.
+//! wave starts (the rotation says what it waits for, once, in the log and in
+//! Slack, with the opening in the window's zone), the window's opening starts
+//! the first wave (Slack is told again). The window is computed from the
+//! test's clock in a non-UTC zone (Asia/Seoul): it opens at the minute two
+//! minutes from now. `admin status` shows that next opening.
 
 mod support;
 
@@ -9,29 +11,18 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use serde_json::json;
-use support::daemon::Daemon;
 use support::rotation::*;
+use support::slack::FakeSlack;
 use support::*;
 
-const ONE_CPU: Requests = Requests {
-    cpu: "1",
-    memory: "1Gi",
-};
+/// The Slack messages of the rotation held by a closed window, and released.
+const HELD: &str = "held: every maintenance window is closed";
+const RELEASED: &str = "the maintenance window is open";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_wave_starts_before_the_window_opens_and_the_opening_starts_one() {
-    let scene = Scene::new(
-        "rotd-window",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "2"}])),
-    )
-    .await;
-    let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
-    let w = scene.workloads();
-    w.spread_deployment("web", 2, ONE_CPU).await;
-    pool.wait_ready_nodes(2, Duration::from_secs(180)).await;
-    w.wait_running("web", 2, Duration::from_secs(60)).await;
-    wait_nodepool_cpu_metrics(env, &pool.name, Some(8.0), None).await;
+async fn no_wave_starts_before_the_window_opens_and_slack_hears_the_wait_once() {
+    let (scene, _) = spread_pool("rotd-window", 2, json!([{"nodes": "2"}])).await;
+    let (client, ns, pool) = (&scene.client, &scene.ns, &scene.pool);
 
     // The minute two minutes from now, on Seoul's wall clock.
     let seoul = TimeZone::get("Asia/Seoul").expect("Asia/Seoul");
@@ -43,32 +34,32 @@ async fn no_wave_starts_before_the_window_opens_and_the_opening_starts_one() {
         .subsec_nanosecond(0)
         .build()
         .expect("a minute");
-    let opening = (minute + jiff::Span::new().minutes(2))
+    let opening_local = (minute + jiff::Span::new().minutes(2))
         .to_zoned(seoul)
         .expect("a Seoul time");
     let config = format!(
         "rules: []\nmaintenanceWindows:\n  - schedule: '{} {} * * *'\n    duration: 10m\n    timeZone: Asia/Seoul\n",
-        opening.minute(),
-        opening.hour()
+        opening_local.minute(),
+        opening_local.hour()
     );
-    let opening = opening.timestamp();
+    let opening = opening_local.timestamp();
 
+    let slack = FakeSlack::start().await;
     let lease = unique("rotd-lease");
-    let args = daemon_rotation_args(&ns.name);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let daemon = Daemon::start_args(
-        env,
-        &pool.name,
+    let daemon = rotation_daemon(
+        &scene,
         &lease,
-        &unique("rotd"),
         &config,
-        &[],
-        &args,
-    );
-    daemon.wait_ready().await;
-    let started = daemon
-        .admin(format!("{}\n", json!({"cmd": "rotate", "nodepool": pool.name})).as_bytes())
-        .await;
+        &["--slack-webhook-url", &slack.url()],
+    )
+    .await;
+
+    // `admin status` shows the next window, as an instant and on its zone's
+    // clock (asserted with Slack's message below: each fails on its own).
+    let status = daemon.admin(b"{\"cmd\":\"status\"}\n").await;
+    let next_window = json!({"state": "closed", "opens": opening.to_string(), "opensLocal": opening_local.to_string()});
+
+    let started = admin_rotate(&daemon, &pool.name).await;
     assert_eq!(started["started"], json!(true), "{started}");
     let waiting = wait_for(
         "the rotation waiting for the window",
@@ -85,6 +76,18 @@ async fn no_wave_starts_before_the_window_opens_and_the_opening_starts_one() {
         waiting["waiting"]["opens"],
         json!(opening.to_string()),
         "{waiting}"
+    );
+    // Slack hears where the rotation stands and when (Seoul time) the window opens.
+    let held = slack.first_containing(HELD, Duration::from_secs(30)).await;
+    let local = opening_local.strftime("%Y-%m-%d %H:%M").to_string();
+    let told = held.as_deref().is_some_and(|held| {
+        held.contains(&format!("{local} KST (Asia/Seoul)")) && held.contains("no wave done yet")
+    });
+    assert!(
+        told && status["maintenance"] == next_window,
+        "Slack: {:#?}\nstatus: {}\nwanted: {next_window}",
+        slack.texts(),
+        status["maintenance"]
     );
 
     // The first sign of a wave: its placeholder pods (capacity first) or a
@@ -126,6 +129,33 @@ async fn no_wave_starts_before_the_window_opens_and_the_opening_starts_one() {
         "{log}"
     );
     wait_no_record(client, &pool.name, Duration::from_secs(400)).await;
+    slack
+        .first_containing("finished:", Duration::from_secs(30))
+        .await;
+    // Once each, in order: held, released, started, the wave, finished.
+    let texts = slack.texts();
+    eprintln!("Slack heard:\n{}", texts.join("\n"));
+    let at = |needle: &str| {
+        let found: Vec<usize> = (0..texts.len())
+            .filter(|&i| texts[i].contains(needle))
+            .collect();
+        assert_eq!(found.len(), 1, "{needle:?} once: {texts:#?}");
+        found[0]
+    };
+    let (held_at, released_at) = (at(HELD), at(RELEASED));
+    let (started_at, wave_at) = (at("started: 2 node(s) to replace"), at("wave 1, "));
+    let finished_at = at("finished: 2 replaced, 0 skipped, ");
+    assert!(
+        held_at < released_at
+            && released_at < wave_at
+            && started_at < wave_at
+            && wave_at < finished_at,
+        "{texts:#?}"
+    );
+    assert!(
+        texts[started_at].contains(" wave(s) expected, ETA about"),
+        "{texts:#?}"
+    );
     drop(daemon);
     delete_lease(client, &lease).await;
     scene.cleanup().await;

@@ -10,34 +10,14 @@ use serde_json::json;
 use support::rotation::*;
 use support::*;
 
-const ONE_CPU: Requests = Requests {
-    cpu: "1",
-    memory: "1Gi",
-};
-
 fn record_of(text: &str) -> serde_json::Value {
     serde_json::from_str(text).expect("the rotation record is JSON")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_killed_between_waves_resumes_and_leaves_newer_nodes_alone() {
-    let scene = Scene::new(
-        "rot-resume",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "1"}])),
-    )
-    .await;
+    let (scene, originals) = spread_pool("rot-resume", 3, json!([{"nodes": "1"}])).await;
     let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
-    let w = scene.workloads();
-    w.spread_deployment("web", 3, ONE_CPU).await;
-    let originals: Vec<String> = pool
-        .wait_ready_nodes(3, Duration::from_secs(180))
-        .await
-        .iter()
-        .filter_map(|n| n.metadata.name.clone())
-        .collect();
-    w.wait_running("web", 3, Duration::from_secs(60)).await;
-    wait_nodepool_cpu_metrics(env, &pool.name, Some(12.0), None).await;
 
     let args = [
         "drain",

@@ -399,9 +399,17 @@ pub fn blockers(planned: &[PlannedRemoval]) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[path = "pods_test_pods.rs"]
+mod test_pods;
+
+#[cfg(test)]
 #[path = "pods_tests.rs"]
 mod tests;
 
 #[cfg(test)]
 #[path = "pods_blocker_tests.rs"]
 mod blocker_tests;
+
+#[cfg(test)]
+#[path = "pods_dnd_tests.rs"]
+mod dnd_tests;

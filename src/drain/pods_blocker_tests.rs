@@ -2,20 +2,9 @@
 //! toleration, and the tolerations alone on a pod that does not block, which
 //! leaves with the node only when it tolerates the cordon's NoSchedule taint.
 
+use super::test_pods::ready;
 use super::*;
 use serde_json::{json, Value};
-
-fn now() -> DateTime<Utc> {
-    "2026-11-21T12:00:00Z".parse().unwrap()
-}
-
-fn ready() -> NodeContext<'static> {
-    NodeContext {
-        ready: true,
-        now: now(),
-        own_pod: None,
-    }
-}
 
 /// A running pod (started 11:58) with these owner kind ("" = none), annotations
 /// and tolerations.

@@ -333,6 +333,11 @@ async fn rotate_for_alert(daemon: &std::sync::Arc<Daemon>, job: Job, trigger: &s
         Err(e) => Err(e),
     };
     match started {
+        Ok(v) if v["started"] == json!(false) => {
+            // Settled too: the one rotation of the NodePool is running.
+            metrics.alert("duplicate", "already-rotating");
+            info!(trigger, answer = %v, "NodePool rotation not started: {}", v["message"].as_str().unwrap_or("already rotating"));
+        }
         Ok(v) => {
             metrics.alert("accepted", "started");
             info!(trigger, answer = %v, "NodePool rotation admitted");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
+use jiff::{SignedDuration, Timestamp, Zoned};
 use serde::{Deserialize, Serialize};
 
 use super::cron::Cron;
@@ -97,6 +97,12 @@ impl Window {
     pub fn opens(&self, now: Timestamp) -> Option<Timestamp> {
         self.start_after(now)
     }
+
+    /// The next opening after `now`, on the window's zone (what a person
+    /// who wrote the schedule reads).
+    pub fn opens_local(&self, now: Timestamp) -> Option<Zoned> {
+        self.start_after(now).map(|t| t.to_zoned(self.tz.clone()))
+    }
 }
 
 /// Whether waves may start now, by every configured window.
@@ -109,7 +115,11 @@ pub enum WindowState {
         closes: Timestamp,
     },
     Closed {
+        /// The earliest next opening of any window (None: none ahead).
         opens: Option<Timestamp>,
+        /// The same opening on its window's zone's clock.
+        #[serde(rename = "opensLocal", skip_serializing_if = "Option::is_none")]
+        opens_local: Option<Zoned>,
     },
 }
 
@@ -121,8 +131,13 @@ pub fn state(windows: &[Window], now: Timestamp) -> WindowState {
     if let Some(closes) = windows.iter().filter_map(|w| w.closes(now)).max() {
         return WindowState::Open { closes };
     }
+    let opens_local = windows
+        .iter()
+        .filter_map(|w| w.opens_local(now))
+        .min_by_key(|z| z.timestamp());
     WindowState::Closed {
-        opens: windows.iter().filter_map(|w| w.opens(now)).min(),
+        opens: opens_local.as_ref().map(Zoned::timestamp),
+        opens_local,
     }
 }
 
@@ -149,15 +164,45 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Closed until `at`, a start of a window of zone `tz`.
+    fn closed(at: &str, tz: &str) -> WindowState {
+        WindowState::Closed {
+            opens: Some(ts(at)),
+            opens_local: Some(ts(at).to_zoned(TimeZone::get(tz).unwrap())),
+        }
+    }
+
+    #[test]
+    fn the_status_shows_the_next_opening_on_its_zones_clock_too() {
+        let w = [
+            window("0 22 * * *", "2h", Some("Asia/Seoul")),
+            window("0 2 * * TUE", "4h", Some("Europe/Berlin")),
+        ];
+        assert_eq!(
+            serde_json::to_value(state(&w, ts("2026-11-29T12:00:00Z"))).unwrap(),
+            serde_json::json!({
+                "state": "closed",
+                "opens": "2026-11-29T13:00:00Z",
+                "opensLocal": "2026-11-29T22:00:00+09:00[Asia/Seoul]"
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(state(&w[1..], ts("2026-12-01T00:30:00Z"))).unwrap(),
+            serde_json::json!({
+                "state": "closed",
+                "opens": "2026-12-01T01:00:00Z",
+                "opensLocal": "2026-12-01T02:00:00+01:00[Europe/Berlin]"
+            })
+        );
+    }
+
     #[test]
     fn a_window_is_read_on_its_zones_wall_clock_in_summer_and_winter() {
         // Tuesdays 02:00 Berlin for 4 h: 01:00Z in winter (CET), 00:00Z in summer (CEST).
         let w = [window("0 2 * * TUE", "4h", Some("Europe/Berlin"))];
         assert_eq!(
             state(&w, ts("2026-12-01T00:30:00Z")),
-            WindowState::Closed {
-                opens: Some(ts("2026-12-01T01:00:00Z"))
-            }
+            closed("2026-12-01T01:00:00Z", "Europe/Berlin")
         );
         assert_eq!(
             state(&w, ts("2026-12-01T01:00:00Z")),
@@ -173,9 +218,7 @@ mod tests {
         );
         assert_eq!(
             state(&w, ts("2026-12-01T05:00:00Z")),
-            WindowState::Closed {
-                opens: Some(ts("2026-12-08T01:00:00Z"))
-            }
+            closed("2026-12-08T01:00:00Z", "Europe/Berlin")
         );
         assert_eq!(
             state(&w, ts("2026-07-07T00:10:00Z")),
@@ -200,9 +243,7 @@ mod tests {
         );
         assert_eq!(
             state(&w, ts("2026-11-29T12:00:00Z")),
-            WindowState::Closed {
-                opens: Some(ts("2026-11-29T13:00:00Z"))
-            }
+            closed("2026-11-29T13:00:00Z", "Asia/Seoul")
         );
         assert_eq!(state(&[], ts("2026-11-29T12:00:00Z")), WindowState::Always);
     }

@@ -277,9 +277,11 @@ impl Rotations {
             _ if control.cancelled.load(Ordering::SeqCst) => json!({"state": "cancelling"}),
             WaveGate::Open => json!({"state": "running"}),
             WaveGate::Paused => json!({"state": "paused"}),
-            WaveGate::WindowClosed { opens } => {
-                json!({"state": "waiting-for-window", "opens": opens})
-            }
+            WaveGate::WindowClosed { opens } => json!({
+                "state": "waiting-for-window",
+                "opens": opens.as_ref().map(|z| z.timestamp()),
+                "opensLocal": opens,
+            }),
             WaveGate::Stop => json!({"state": "stopping"}),
         };
         let rec = match self.setup() {
@@ -309,8 +311,8 @@ fn gate(control: Arc<Control>, config: SharedConfig) -> Gate {
             WaveGate::Paused
         } else {
             match crate::maintenance::state(&current(&config).windows, jiff::Timestamp::now()) {
-                crate::maintenance::WindowState::Closed { opens } => {
-                    WaveGate::WindowClosed { opens }
+                crate::maintenance::WindowState::Closed { opens_local, .. } => {
+                    WaveGate::WindowClosed { opens: opens_local }
                 }
                 _ => WaveGate::Open,
             }

@@ -71,7 +71,9 @@ pub async fn rotate(
     let mut announced = false;
     let mut stalled_since: Option<tokio::time::Instant> = None;
     loop {
-        if cancel.is_cancelled() || super::gate::wait_open(&settings.gate, pool, cancel).await {
+        let tell = &mut |news| super::report::gate_news(deps, settings, &rec, news);
+        if cancel.is_cancelled() || super::gate::wait_open(&settings.gate, pool, cancel, tell).await
+        {
             return Ok(super::report::finish(deps, settings, &rec, false).await);
         }
         let plan = plan_wave(deps, settings).await?;

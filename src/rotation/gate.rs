@@ -17,8 +17,9 @@ pub enum WaveGate {
     Open,
     /// Held until resumed.
     Paused,
-    /// Held until the maintenance window opens (None: no opening ahead).
-    WindowClosed { opens: Option<jiff::Timestamp> },
+    /// Held until the maintenance window opens, on its window's zone (None:
+    /// no opening ahead).
+    WindowClosed { opens: Option<jiff::Zoned> },
     /// Stop the rotation now (between waves).
     Stop,
 }
@@ -53,10 +54,26 @@ impl std::fmt::Debug for Gate {
 /// How often a shut gate is asked again.
 const POLL: Duration = Duration::from_secs(1);
 
+/// What a wait tells people (Slack) beyond the log: a rotation held by closed
+/// maintenance windows, once a wait, and released when one opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateNews {
+    WindowHeld { opens: Option<jiff::Zoned> },
+    WindowOpened,
+}
+
 /// Waits until the gate opens. Answers true when the rotation must stop
-/// (the gate says so, or `cancel`). Each new reason to wait is logged once.
-pub async fn wait_open(gate: &Gate, nodepool: &str, cancel: &CancellationToken) -> bool {
+/// (the gate says so, or `cancel`). Each new reason to wait is logged once;
+/// a wait for a window is told once (`tell`), and its end, whatever pauses
+/// or new openings came between.
+pub async fn wait_open(
+    gate: &Gate,
+    nodepool: &str,
+    cancel: &CancellationToken,
+    tell: &mut (dyn FnMut(GateNews) + Send),
+) -> bool {
     let mut said: Option<WaveGate> = None;
+    let mut told_window = false;
     loop {
         if cancel.is_cancelled() {
             return true;
@@ -66,6 +83,9 @@ pub async fn wait_open(gate: &Gate, nodepool: &str, cancel: &CancellationToken) 
             WaveGate::Open => {
                 if said.is_some() {
                     info!(nodepool, "rotation released: the next wave starts");
+                }
+                if told_window {
+                    tell(GateNews::WindowOpened);
                 }
                 return false;
             }
@@ -78,13 +98,20 @@ pub async fn wait_open(gate: &Gate, nodepool: &str, cancel: &CancellationToken) 
                 );
             }
             WaveGate::WindowClosed { opens } => {
-                let opens = opens.map(|t| t.to_string());
+                let at = opens.as_ref().map(|z| z.timestamp().to_string());
                 info!(
                     nodepool,
-                    opens = opens.as_deref().unwrap_or("never"),
+                    opens = at.as_deref().unwrap_or("never"),
+                    opensLocal = %crate::slack::opening(opens.as_ref()),
                     "rotation waiting for the maintenance window opening at {}",
-                    opens.as_deref().unwrap_or("(none ahead)")
+                    at.as_deref().unwrap_or("(none ahead)")
                 );
+                if !told_window {
+                    told_window = true;
+                    tell(GateNews::WindowHeld {
+                        opens: opens.clone(),
+                    });
+                }
             }
         }
         said = Some(now);
@@ -100,41 +127,83 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A gate answering `shut` for its first `n` looks, then `Open`.
-    fn shut_for(n: usize, shut: WaveGate) -> (Gate, Arc<AtomicUsize>) {
+    /// A gate answering each of `answers` once, then `Open`.
+    fn answering(answers: Vec<WaveGate>) -> (Gate, Arc<AtomicUsize>) {
         let looks = Arc::new(AtomicUsize::new(0));
         let l = looks.clone();
         let gate = Gate::new(move || {
-            if l.fetch_add(1, Ordering::SeqCst) < n {
-                shut.clone()
-            } else {
-                WaveGate::Open
-            }
+            let i = l.fetch_add(1, Ordering::SeqCst);
+            answers.get(i).cloned().unwrap_or(WaveGate::Open)
         });
         (gate, looks)
     }
 
+    fn ignore(_: GateNews) {}
+
     #[tokio::test]
     async fn a_shut_gate_holds_the_wave_until_it_opens() {
         for shut in [WaveGate::Paused, WaveGate::WindowClosed { opens: None }] {
-            let (gate, looks) = shut_for(1, shut.clone());
-            let stop = wait_open(&gate, "p", &CancellationToken::new()).await;
+            let (gate, looks) = answering(vec![shut.clone()]);
+            let stop = wait_open(&gate, "p", &CancellationToken::new(), &mut ignore).await;
             assert_eq!((stop, looks.load(Ordering::SeqCst)), (false, 2), "{shut:?}");
         }
     }
 
     #[tokio::test]
+    async fn a_wait_for_a_window_is_told_once_and_its_end_once() {
+        let opens = |at: &str| WaveGate::WindowClosed {
+            opens: Some(
+                at.parse::<jiff::Timestamp>()
+                    .unwrap()
+                    .to_zoned(jiff::tz::TimeZone::get("Asia/Seoul").unwrap()),
+            ),
+        };
+        let first = opens("2026-11-29T13:00:00Z");
+        // Closed, again, a pause, closed again, a new opening (config reloaded): one wait.
+        let (gate, _) = answering(vec![
+            first.clone(),
+            first.clone(),
+            WaveGate::Paused,
+            first.clone(),
+            opens("2026-11-29T14:00:00Z"),
+        ]);
+        let mut told = vec![];
+        let stop = wait_open(&gate, "p", &CancellationToken::new(), &mut |n| told.push(n)).await;
+        let WaveGate::WindowClosed { opens } = first else {
+            unreachable!()
+        };
+        assert!(!stop);
+        assert_eq!(
+            told,
+            vec![GateNews::WindowHeld { opens }, GateNews::WindowOpened]
+        );
+        // A pause alone is not a window: nothing told.
+        let (gate, _) = answering(vec![WaveGate::Paused]);
+        let mut told = vec![];
+        wait_open(&gate, "p", &CancellationToken::new(), &mut |n| told.push(n)).await;
+        assert_eq!(told, vec![]);
+    }
+
+    #[tokio::test]
     async fn stop_and_cancel_end_the_wait() {
-        let (gate, _) = shut_for(usize::MAX, WaveGate::Stop);
-        assert!(wait_open(&gate, "p", &CancellationToken::new()).await);
-        let (gate, _) = shut_for(usize::MAX, WaveGate::Paused);
+        let (gate, _) = answering(vec![WaveGate::Stop]);
+        assert!(wait_open(&gate, "p", &CancellationToken::new(), &mut ignore).await);
+        let paused = Gate::new(|| WaveGate::Paused);
         let cancel = CancellationToken::new();
         let c = cancel.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             c.cancel();
         });
-        assert!(wait_open(&gate, "p", &cancel).await);
-        assert!(!wait_open(&Gate::default(), "p", &CancellationToken::new()).await);
+        assert!(wait_open(&paused, "p", &cancel, &mut ignore).await);
+        assert!(
+            !wait_open(
+                &Gate::default(),
+                "p",
+                &CancellationToken::new(),
+                &mut ignore
+            )
+            .await
+        );
     }
 }

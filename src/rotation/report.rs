@@ -1,15 +1,17 @@
-//! What a rotation tells people: its start (nodes, waves expected, ETA) and
-//! its end (the summary), logged and sent to Slack; the end also removes a
-//! finished rotation's record from the NodePool.
+//! What a rotation tells people: its start (nodes, waves expected, ETA), a
+//! wait for a maintenance window and its end, and its end (the summary),
+//! logged and sent to Slack; the end also removes a finished rotation's
+//! record from the NodePool.
 
 use chrono::Utc;
 use tracing::{info, warn};
 
+use super::gate::GateNews;
 use super::{record, RotationDeps, RotationSettings};
 use crate::messages::Notify;
 use crate::plan::rotation::{expected_waves, RotationRecord, RotationSummary};
 use crate::plan::WavePlan;
-use crate::slack::{Notice, RotationNotice};
+use crate::slack::{Notice, Progress, RotationNotice};
 
 pub(super) fn announce(
     deps: &RotationDeps,
@@ -75,4 +77,41 @@ pub(super) async fn finish(
             finished,
         })));
     summary
+}
+
+/// Tells Slack what holds the rotation between waves: every maintenance
+/// window closed (once a wait, with where the rotation stands and the next
+/// opening on its zone's clock), and the opening that releases it.
+pub(super) fn gate_news(
+    deps: &RotationDeps,
+    settings: &RotationSettings,
+    rec: &RotationRecord,
+    news: GateNews,
+) {
+    let progress = Progress {
+        waves_done: rec.waves.len(),
+        replaced: rec.replaced.len(),
+        skipped: rec.skipped.len(),
+    };
+    let (cluster, nodepool, run_id) = (
+        deps.cluster.clone(),
+        settings.nodepool.clone(),
+        rec.run_id.clone(),
+    );
+    let notice = match news {
+        GateNews::WindowHeld { opens } => RotationNotice::WindowHeld {
+            cluster,
+            nodepool,
+            run_id,
+            opens,
+            progress,
+        },
+        GateNews::WindowOpened => RotationNotice::WindowOpened {
+            cluster,
+            nodepool,
+            run_id,
+            progress,
+        },
+    };
+    deps.notifier.do_send(Notify(Notice::Rotation(notice)));
 }

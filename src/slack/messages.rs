@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub use super::rotation::RotationNotice;
+
 pub const MAX_BLOCKS: usize = 50;
 pub const MAX_SECTION_CHARS: usize = 3000;
 pub const MAX_HEADER_CHARS: usize = 150;
@@ -62,46 +64,7 @@ pub enum Notice {
     Rotation(RotationNotice),
 }
 
-/// What a rotation tells Slack (`drain --rotate`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RotationNotice {
-    Started {
-        cluster: String,
-        nodepool: String,
-        run_id: String,
-        /// The nodes to replace.
-        nodes: Vec<String>,
-        /// None: no wave fits the NodePool now.
-        waves_expected: Option<usize>,
-        eta: Option<Duration>,
-        /// Continuing a rotation recorded on the NodePool.
-        resumed: bool,
-    },
-    Wave {
-        cluster: String,
-        nodepool: String,
-        number: usize,
-        nodes: Vec<String>,
-        /// How its capacity was found (reserved first, or a plain wave and why).
-        capacity: String,
-        /// Nodes skipped for good since the last wave, with why.
-        skipped: Vec<String>,
-    },
-    Finished {
-        cluster: String,
-        nodepool: String,
-        run_id: String,
-        duration: Duration,
-        waves: usize,
-        replaced: Vec<String>,
-        skipped: Vec<String>,
-        capacity_fallback: Option<String>,
-        /// False: stopped early; the progress stays on the NodePool.
-        finished: bool,
-    },
-}
-
-fn cluster_label(cluster: &str) -> String {
+pub(super) fn cluster_label(cluster: &str) -> String {
     if cluster.is_empty() {
         String::new()
     } else {
@@ -118,17 +81,17 @@ fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
-fn header(text: &str) -> Value {
+pub(super) fn header(text: &str) -> Value {
     json!({"type": "header", "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER_CHARS)}})
 }
 
-fn section(text: &str) -> Value {
+pub(super) fn section(text: &str) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_CHARS)}})
 }
 
 /// A bullet list as sections, at most `room` blocks, each within the character
 /// limit; what does not fit is counted in a last "…and N more".
-fn list_sections(items: &[String], room: usize) -> Vec<Value> {
+pub(super) fn list_sections(items: &[String], room: usize) -> Vec<Value> {
     let mut blocks = Vec::new();
     let mut current = String::new();
     let mut shown = 0;
@@ -262,105 +225,8 @@ pub fn payload(notice: &Notice) -> Value {
             }
             (title, blocks)
         }
-        Notice::Rotation(notice) => rotation_blocks(notice),
+        Notice::Rotation(notice) => notice.blocks(),
     };
     blocks.truncate(MAX_BLOCKS);
     json!({"text": truncate(&text, MAX_SECTION_CHARS), "blocks": blocks})
-}
-
-fn rotation_blocks(notice: &RotationNotice) -> (String, Vec<Value>) {
-    match notice {
-        RotationNotice::Started {
-            cluster,
-            nodepool,
-            run_id,
-            nodes,
-            waves_expected,
-            eta,
-            resumed,
-        } => {
-            let verb = if *resumed { "resumed" } else { "started" };
-            let title = format!(
-                "{}Rotation of NodePool {nodepool} {verb}: {} node(s) to replace",
-                cluster_label(cluster),
-                nodes.len()
-            );
-            let plan = match (waves_expected, eta) {
-                (Some(w), Some(eta)) => format!(
-                    "{w} wave(s) expected, ETA about {}",
-                    crate::plan::rotation::human_duration(*eta)
-                ),
-                _ => {
-                    "no wave fits the NodePool right now (budget or allocate rate); waiting".into()
-                }
-            };
-            let mut blocks = vec![
-                header(&title),
-                section(&format!("Rotation `{run_id}`: {plan}")),
-            ];
-            blocks.extend(list_sections(nodes, MAX_BLOCKS - blocks.len()));
-            (format!("{title}; {plan}"), blocks)
-        }
-        RotationNotice::Wave {
-            cluster,
-            nodepool,
-            number,
-            nodes,
-            capacity,
-            skipped,
-        } => {
-            let title = format!(
-                "{}Rotation of {nodepool}: wave {number}, {} node(s); {capacity}",
-                cluster_label(cluster),
-                nodes.len()
-            );
-            let mut blocks = vec![section(&format!("*{title}*"))];
-            blocks.extend(list_sections(nodes, MAX_BLOCKS / 2));
-            if !skipped.is_empty() {
-                blocks.push(section("*Skipped*"));
-                blocks.extend(list_sections(skipped, MAX_BLOCKS - blocks.len()));
-            }
-            (title, blocks)
-        }
-        RotationNotice::Finished {
-            cluster,
-            nodepool,
-            run_id,
-            duration,
-            waves,
-            replaced,
-            skipped,
-            capacity_fallback,
-            finished,
-        } => {
-            let state = if *finished { "finished" } else { "stopped" };
-            let title = format!(
-                "{}Rotation of {nodepool} {state}: {} replaced, {} skipped, {waves} wave(s) in {}",
-                cluster_label(cluster),
-                replaced.len(),
-                skipped.len(),
-                crate::plan::rotation::human_duration(*duration)
-            );
-            let mut blocks = vec![header(&title), section(&format!("Rotation `{run_id}`"))];
-            if let Some(reason) = capacity_fallback {
-                blocks.push(section(&format!(
-                    "Capacity first fell back to plain waves: {reason}"
-                )));
-            }
-            if !*finished {
-                blocks.push(section(
-                    "Progress is kept on the NodePool: rerun `node-drain drain --rotate` to continue.",
-                ));
-            }
-            if !skipped.is_empty() {
-                blocks.push(section("*Skipped*"));
-                blocks.extend(list_sections(skipped, (MAX_BLOCKS - blocks.len()) / 2));
-            }
-            if !replaced.is_empty() {
-                blocks.push(section("*Replaced*"));
-                blocks.extend(list_sections(replaced, MAX_BLOCKS - blocks.len()));
-            }
-            (title, blocks)
-        }
-    }
 }

@@ -3,6 +3,7 @@
 //! Pure: the NotifierActor does the sending.
 
 mod messages;
+mod rotation;
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use serde_json::Value;
 pub use messages::{
     payload, Notice, RotationNotice, MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS,
 };
+pub use rotation::{opening, Progress};
 
 /// The webhook URL: a credential (its path is the token). It is never printed —
 /// not by Debug, not by Display, not in an error.

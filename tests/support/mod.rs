@@ -11,9 +11,12 @@ pub mod fake_lease;
 pub mod fronts;
 pub mod http;
 pub mod image;
+pub mod image_pod;
+pub mod manifests;
 pub mod nodes;
 pub mod observe;
 pub mod rotation;
+pub mod slack;
 pub mod workloads;
 
 #[allow(unused_imports)]

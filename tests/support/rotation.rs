@@ -269,3 +269,64 @@ pub async fn delete_lease(client: &Client, name: &str) {
         Api::namespaced(client.clone(), "default");
     let _ = api.delete(name, &Default::default()).await;
 }
+
+/// One CPU a pod: on the tests' 4-CPU nodes, one pod of `web` a node.
+pub const ONE_CPU: super::Requests = super::Requests {
+    cpu: "1",
+    memory: "1Gi",
+};
+
+/// A rotation test's NodePool: `nodes` 4-CPU KWOK nodes under `budgets`, the
+/// Deployment `web` of one 1-CPU pod a node (hostname anti-affinity), all
+/// Ready and Running, and Prometheus seeing the pool's CPU. Answers the
+/// scene and the original nodes' names.
+pub async fn spread_pool(
+    prefix: &str,
+    nodes: usize,
+    budgets: serde_json::Value,
+) -> (super::Scene, Vec<String>) {
+    let scene = super::Scene::new(prefix, "c-4x-amd64-linux", Some(budgets)).await;
+    let w = scene.workloads();
+    w.spread_deployment("web", nodes as i32, ONE_CPU).await;
+    let originals: Vec<String> = scene
+        .pool
+        .wait_ready_nodes(nodes, Duration::from_secs(180))
+        .await
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    w.wait_running("web", nodes, Duration::from_secs(60)).await;
+    super::wait_nodepool_cpu_metrics(&scene.env, &scene.pool.name, Some(4.0 * nodes as f64), None)
+        .await;
+    (scene, originals)
+}
+
+/// `node-drain serve` for a rotation test: its own Lease and identity, the
+/// flags of `daemon_rotation_args` and `extra`; ready (leader, reconciled).
+pub async fn rotation_daemon(
+    scene: &super::Scene,
+    lease: &str,
+    config: &str,
+    extra: &[&str],
+) -> super::daemon::Daemon {
+    let mut args = daemon_rotation_args(&scene.ns.name);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = super::daemon::Daemon::start_args(
+        &scene.env,
+        &scene.pool.name,
+        lease,
+        &super::unique("rotd"),
+        config,
+        &[],
+        &args,
+    );
+    daemon.wait_ready().await;
+    daemon
+}
+
+/// Asks the daemon to rotate `nodepool` on its admin socket; answers its answer.
+pub async fn admin_rotate(daemon: &super::daemon::Daemon, nodepool: &str) -> serde_json::Value {
+    let line = serde_json::json!({"cmd": "rotate", "nodepool": nodepool});
+    daemon.admin(format!("{line}\n").as_bytes()).await
+}
