@@ -149,26 +149,18 @@ pub async fn wait_bound(
     let mut stuck_since: Vec<Option<tokio::time::Instant>> = vec![None; expected];
     let mut recreated = vec![0usize; expected];
     loop {
-        let listed = pods
-            .list(&params)
-            .await
-            .map_err(|e| Error::kube("list placeholder pods", e))?
-            .items;
-        let live = reservation::live_by_index(&listed, expected);
-        let mut seen: BTreeMap<String, Node> = BTreeMap::new();
-        for name in live
-            .iter()
-            .flatten()
-            .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
-        {
-            if let Some(node) = nodes
-                .get_opt(&name)
-                .await
-                .map_err(|e| Error::kube(format!("get node {name}"), e))?
-            {
-                seen.insert(name, node);
+        // A transient failure (the API server restarting) is looked at again
+        // until the bound: the reservation outlives a short outage.
+        let (listed, seen) = match observe(&pods, &nodes, &params).await {
+            Ok(seen) => seen,
+            Err(e) if crate::k8s::transient(&e) && tokio::time::Instant::now() < deadline => {
+                warn!(error = %e, "capacity first: could not look at the placeholders; looking again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
-        }
+            Err(e) => return Err(Error::kube("list placeholder pods and their nodes", e)),
+        };
+        let live = reservation::live_by_index(&listed, expected);
         let standings: Vec<Standing> = live
             .iter()
             .map(|p| reservation::standing(*p, &seen))
@@ -217,22 +209,53 @@ pub async fn wait_bound(
                 standing = standing.describe().as_str(),
                 "capacity first: creating a placeholder again"
             );
-            if let Some(name) = live[index].and_then(|p| p.metadata.name.as_deref()) {
-                let zero = DeleteParams {
-                    grace_period_seconds: Some(0),
-                    ..Default::default()
-                };
-                crate::k8s::gone_is_ok(pods.delete(name, &zero).await)
-                    .map_err(|e| Error::kube(format!("delete placeholder pod {name}"), e))?;
+            let name = live[index].and_then(|p| p.metadata.name.as_deref());
+            match recreate(&pods, name, spec).await {
+                Ok(()) => {
+                    recreated[index] += 1;
+                    stuck_since[index] = None;
+                }
+                Err(e) if crate::k8s::transient(&e) => {
+                    warn!(error = %e, placeholder = index, "could not create a placeholder again; trying again");
+                }
+                Err(e) => return Err(Error::kube("create a placeholder pod again", e)),
             }
-            pods.create(&PostParams::default(), spec)
-                .await
-                .map_err(|e| Error::kube("create a placeholder pod again", e))?;
-            recreated[index] += 1;
-            stuck_since[index] = None;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The placeholders of a wave, and the nodes (by name) they are bound to.
+async fn observe(
+    pods: &Api<Pod>,
+    nodes: &Api<Node>,
+    params: &ListParams,
+) -> kube::Result<(Vec<Pod>, BTreeMap<String, Node>)> {
+    let listed = pods.list(params).await?.items;
+    let mut seen = BTreeMap::new();
+    let bound: std::collections::BTreeSet<String> = listed
+        .iter()
+        .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+        .collect();
+    for name in bound {
+        if let Some(node) = nodes.get_opt(&name).await? {
+            seen.insert(name, node);
+        }
+    }
+    Ok((listed, seen))
+}
+
+/// Deletes a stuck placeholder (`name`, when one is left) and creates it again.
+async fn recreate(pods: &Api<Pod>, name: Option<&str>, spec: &Pod) -> kube::Result<()> {
+    if let Some(name) = name {
+        let zero = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        crate::k8s::gone_is_ok(pods.delete(name, &zero).await)?;
+    }
+    pods.create(&PostParams::default(), spec).await?;
+    Ok(())
 }
 
 /// Deletes placeholders by label, in every namespace: one run's
