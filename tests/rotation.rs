@@ -29,7 +29,7 @@ fn capacity_first() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn six_nodes_rotate_in_waves_of_two_capacity_first_and_the_app_never_dips() {
+async fn six_nodes_rotate_in_waves_of_two_and_no_replacement_waits_for_capacity() {
     let scene = Scene::new("rot-six", "c-4x-amd64-linux", Some(json!([{"nodes": "2"}]))).await;
     let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
     let w = scene.workloads();
