@@ -254,6 +254,68 @@ async fn a_placeholder_deleted_under_a_wave_is_created_again() {
     scene.cleanup().await;
 }
 
+/// A real lack of capacity still falls back: a NodePool whose `limits` admit no
+/// node beyond the ones it has. The placeholder is created again while it
+/// waits, then the wave is a plain one and the summary says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_room_under_the_nodepool_limit_the_rotation_falls_back_to_plain_waves() {
+    let scene = Scene::new(
+        "rot-limit",
+        "c-4x-amd64-linux",
+        Some(json!([{"nodes": "1"}])),
+    )
+    .await;
+    let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
+    let w = scene.workloads();
+    w.spread_deployment("web", 2, ONE_CPU).await;
+    pool.wait_ready_nodes(2, Duration::from_secs(180)).await;
+    w.wait_running("web", 2, Duration::from_secs(60)).await;
+    wait_nodepool_cpu_metrics(env, &pool.name, Some(8.0), None).await;
+    let nodepools: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "karpenter.sh",
+            "v1",
+            "NodePool",
+        )),
+    );
+    let limit = json!({"spec": {"limits": {"cpu": "8"}}});
+    nodepools
+        .patch(
+            &pool.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&limit),
+        )
+        .await
+        .unwrap();
+
+    let out = run_node_drain(
+        env,
+        &[
+            "drain",
+            "--rotate",
+            "--nodepool-name",
+            &pool.name,
+            "--placeholder-namespace",
+            &scene.ns.name,
+            "--drain-timeout",
+            "3m",
+            "--capacity-timeout",
+            "25s",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    eprintln!("{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(": 2 replaced, 0 skipped"), "{stdout}");
+    assert!(
+        stdout.contains("capacity first fell back to plain waves: 0 of 1 placeholder pods on a Ready node after 25s (a NodePool limit, or no instance type fits?): placeholder 0 not scheduled"),
+        "{stdout}"
+    );
+    scene.cleanup().await;
+}
+
 /// Every change of an app's pods, as a watch delivers them: which pods were
 /// ever refused by the scheduler (a replacement that waited for capacity), and
 /// each interval with fewer than `want` Ready, not terminating pods.
