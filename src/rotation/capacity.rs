@@ -1,7 +1,8 @@
 //! Capacity first, the IO: the PriorityClass, the wave's label on its nodes,
-//! the placeholders created, waited for (created again when the scheduler
-//! parks them), and deleted. What a placeholder is: `placeholder`.
+//! the placeholders created, waited for (created again when one is stuck:
+//! `reservation` decides), and deleted. What a placeholder is: `placeholder`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -13,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::placeholder::{
-    self, PlaceholderSpec, PLACEHOLDER_INDEX_LABEL, PLACEHOLDER_RUN_LABEL, PRIORITY_CLASS,
-    WAVE_LABEL,
+    self, PlaceholderSpec, PLACEHOLDER_RUN_LABEL, PRIORITY_CLASS, WAVE_LABEL,
 };
+use super::reservation::{self, Standing};
 use super::{survey, RotationDeps, RotationSettings};
 use crate::error::{Error, Result};
 use crate::k8s::karpenter::NODEPOOL_LABEL;
@@ -125,14 +126,11 @@ pub async fn create(client: &Client, namespace: &str, pods: &[Pod]) -> Result<us
     Ok(pods.len())
 }
 
-/// How long an unbound placeholder is left before it is created again: the
-/// scheduler can park an unschedulable pod for minutes (its unschedulable
-/// queue) even once Karpenter's node for it is Ready; a new pod is tried at once.
-const RECREATE_AFTER: Duration = Duration::from_secs(10);
-
 /// Waits (at most `bound`) until every placeholder (`specs`, created with
-/// `create`) is bound to a Ready node: the capacity exists. Answers None when
-/// it does, else what is still missing (the reason for the fallback).
+/// `create`) is bound to a Ready node that can take the wave: the capacity
+/// exists. A placeholder that is gone, parked unbound, or on a node that
+/// cannot take the wave is created again (`reservation`). Answers None when
+/// the capacity exists, else what is still missing (the fallback's reason).
 pub async fn wait_bound(
     client: &Client,
     namespace: &str,
@@ -146,66 +144,118 @@ pub async fn wait_bound(
     let expected = specs.len();
     let started = tokio::time::Instant::now();
     let deadline = started + bound;
-    let mut last_recreate = started;
+    // Per index: since when it has stood as it does (not on a Ready node), and
+    // how often it was created again.
+    let mut stuck_since: Vec<Option<tokio::time::Instant>> = vec![None; expected];
+    let mut recreated = vec![0usize; expected];
     loop {
-        let listed = pods
-            .list(&params)
-            .await
-            .map_err(|e| Error::kube("list placeholder pods", e))?
-            .items;
-        let mut on_ready = 0;
-        let mut unbound: Vec<(String, usize)> = Vec::new();
-        for pod in &listed {
-            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
-                let index = pod
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(PLACEHOLDER_INDEX_LABEL))
-                    .and_then(|i| i.parse().ok());
-                if let (Some(name), Some(index)) = (pod.metadata.name.clone(), index) {
-                    unbound.push((name, index));
-                }
+        // A transient failure (the API server restarting) is looked at again
+        // until the bound: the reservation outlives a short outage.
+        let (listed, seen) = match observe(&pods, &nodes, &params).await {
+            Ok(seen) => seen,
+            Err(e) if crate::k8s::transient(&e) && tokio::time::Instant::now() < deadline => {
+                warn!(error = %e, "capacity first: could not look at the placeholders; looking again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
-            };
-            let ready = nodes
-                .get_opt(node)
-                .await
-                .map_err(|e| Error::kube(format!("get node {node}"), e))?
-                .is_some_and(|n| crate::k8s::nodes::ready(&n));
-            if ready {
-                on_ready += 1;
             }
-        }
+            Err(e) => return Err(Error::kube("list placeholder pods and their nodes", e)),
+        };
+        let live = reservation::live_by_index(&listed, expected);
+        let standings: Vec<Standing> = live
+            .iter()
+            .map(|p| reservation::standing(*p, &seen))
+            .collect();
+        let on_ready = standings
+            .iter()
+            .filter(|s| **s == Standing::OnReadyNode)
+            .count();
         if on_ready >= expected {
             return Ok(None);
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            let stuck: Vec<String> = standings
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s != Standing::OnReadyNode)
+                .map(|(i, s)| {
+                    format!(
+                        "placeholder {i} {} (created again {} times)",
+                        s.describe(),
+                        recreated[i]
+                    )
+                })
+                .collect();
             return Ok(Some(format!(
-                "{} of {expected} placeholder pods on a Ready node after {}s (a NodePool limit, or no instance type fits?)",
-                on_ready,
-                bound.as_secs()
+                "{on_ready} of {expected} placeholder pods on a Ready node after {}s (a NodePool limit, or no instance type fits?): {}",
+                bound.as_secs(),
+                stuck.join("; ")
             )));
         }
-        if last_recreate.elapsed() >= RECREATE_AFTER && !unbound.is_empty() {
-            last_recreate = tokio::time::Instant::now();
-            let zero = DeleteParams {
-                grace_period_seconds: Some(0),
-                ..Default::default()
+        for (index, standing) in standings.iter().enumerate() {
+            if *standing == Standing::OnReadyNode {
+                stuck_since[index] = None;
+                continue;
+            }
+            let since = *stuck_since[index].get_or_insert(now);
+            if !reservation::recreate(standing, now - since) {
+                continue;
+            }
+            let Some(spec) = specs.get(index) else {
+                continue;
             };
-            for (name, index) in unbound {
-                let Some(spec) = specs.get(index) else {
-                    continue;
-                };
-                crate::k8s::gone_is_ok(pods.delete(&name, &zero).await)
-                    .map_err(|e| Error::kube(format!("delete placeholder pod {name}"), e))?;
-                pods.create(&PostParams::default(), spec)
-                    .await
-                    .map_err(|e| Error::kube("create a placeholder pod again", e))?;
+            info!(
+                placeholder = index,
+                standing = standing.describe().as_str(),
+                "capacity first: creating a placeholder again"
+            );
+            let name = live[index].and_then(|p| p.metadata.name.as_deref());
+            match recreate(&pods, name, spec).await {
+                Ok(()) => {
+                    recreated[index] += 1;
+                    stuck_since[index] = None;
+                }
+                Err(e) if crate::k8s::transient(&e) => {
+                    warn!(error = %e, placeholder = index, "could not create a placeholder again; trying again");
+                }
+                Err(e) => return Err(Error::kube("create a placeholder pod again", e)),
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The placeholders of a wave, and the nodes (by name) they are bound to.
+async fn observe(
+    pods: &Api<Pod>,
+    nodes: &Api<Node>,
+    params: &ListParams,
+) -> kube::Result<(Vec<Pod>, BTreeMap<String, Node>)> {
+    let listed = pods.list(params).await?.items;
+    let mut seen = BTreeMap::new();
+    let bound: std::collections::BTreeSet<String> = listed
+        .iter()
+        .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+        .collect();
+    for name in bound {
+        if let Some(node) = nodes.get_opt(&name).await? {
+            seen.insert(name, node);
+        }
+    }
+    Ok((listed, seen))
+}
+
+/// Deletes a stuck placeholder (`name`, when one is left) and creates it again.
+async fn recreate(pods: &Api<Pod>, name: Option<&str>, spec: &Pod) -> kube::Result<()> {
+    if let Some(name) = name {
+        let zero = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        crate::k8s::gone_is_ok(pods.delete(name, &zero).await)?;
+    }
+    pods.create(&PostParams::default(), spec).await?;
+    Ok(())
 }
 
 /// Deletes placeholders by label, in every namespace: one run's

@@ -146,7 +146,10 @@ pub async fn rotate(
             .filter_map(|n| plan.seen.get(n).cloned())
             .collect();
         let surveyed = survey::survey(client, &wave_nodes, None).await?;
-        let placeholder_run = format!("{}-w{number}", rec.run_id);
+        // Run ids are to the second: two rotations started in the same second
+        // (two NodePools) would share the label, and one's cleanup (by label,
+        // in every namespace) would delete the other's placeholders.
+        let placeholder_run = format!("{}-w{number}-{:04x}", rec.run_id, fastrand::u16(..));
         let capacity = capacity::reserve(
             deps,
             settings,

@@ -6,7 +6,8 @@
 //! `plan::rotation`'s. The progress is recorded on the NodePool (`record`).
 //!
 //! - `engine`: the wave loop; `preflight`: what `--dry-run` prints;
-//! - `placeholder` (what) and `capacity` (the IO): capacity first; `settle`: the wait between waves;
+//! - `placeholder` (what), `reservation` (when one is stuck) and `capacity` (the IO): capacity
+//!   first; `settle`: the wait between waves;
 //! - `survey`: what the wave's nodes hold; `record`: the NodePool annotation;
 //! - `gate`: what holds the next wave (pause, cancel, windows); `daemon`: the daemon's running rotations.
 
@@ -18,6 +19,7 @@ pub mod placeholder;
 pub mod preflight;
 pub mod record;
 mod report;
+pub mod reservation;
 pub mod settle;
 pub mod survey;
 

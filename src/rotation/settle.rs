@@ -98,9 +98,15 @@ pub async fn wait(
 ) -> Result<()> {
     let deadline = tokio::time::Instant::now() + bound;
     loop {
-        let seen = check(client, c).await?;
-        let Some(seen) = seen else {
-            return Ok(());
+        // A transient failure (the API server restarting) is looked at again
+        // until the bound, as something not settled yet.
+        let seen = match check(client, c).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(seen)) => seen,
+            Err(Error::Kube { action, source }) if crate::k8s::transient(&source) => {
+                format!("could not {action}: {source}")
+            }
+            Err(e) => return Err(e),
         };
         if tokio::time::Instant::now() >= deadline {
             return Err(Error::Usage(format!(
