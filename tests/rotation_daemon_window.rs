@@ -132,7 +132,8 @@ async fn no_wave_starts_before_the_window_opens_and_slack_hears_the_wait_once() 
     slack
         .first_containing("finished:", Duration::from_secs(30))
         .await;
-    // Once each, in order: held, released, started, the wave, finished.
+    // Once each, in order: started (nodes, waves, ETA), held, released, the
+    // wave, finished.
     let texts = slack.texts();
     eprintln!("Slack heard:\n{}", texts.join("\n"));
     let at = |needle: &str| {
@@ -146,9 +147,9 @@ async fn no_wave_starts_before_the_window_opens_and_slack_hears_the_wait_once() 
     let (started_at, wave_at) = (at("started: 2 node(s) to replace"), at("wave 1, "));
     let finished_at = at("finished: 2 replaced, 0 skipped, ");
     assert!(
-        held_at < released_at
+        started_at < held_at
+            && held_at < released_at
             && released_at < wave_at
-            && started_at < wave_at
             && wave_at < finished_at,
         "{texts:#?}"
     );

@@ -69,6 +69,14 @@ pub async fn rotate(
     };
     record::write(client, pool, &rec).await?;
     let mut announced = false;
+    // Held by a closed window or a pause at the start: announce first (nodes,
+    // waves, ETA), so Slack reads "started", then "held", then the waves.
+    if !matches!(settings.gate.check(), super::gate::WaveGate::Open) {
+        let plan = plan_wave(deps, settings).await?;
+        let remaining = rec.remaining(&pool_nodes(&plan));
+        super::report::announce(deps, settings, &rec, &remaining, &plan, resumed);
+        announced = true;
+    }
     let mut stalled_since: Option<tokio::time::Instant> = None;
     loop {
         let tell = &mut |news| super::report::gate_news(deps, settings, &rec, news);
@@ -77,16 +85,7 @@ pub async fn rotate(
             return Ok(super::report::finish(deps, settings, &rec, false).await);
         }
         let plan = plan_wave(deps, settings).await?;
-        let nodes: Vec<PoolNode> = plan
-            .seen
-            .values()
-            .filter_map(|n| {
-                Some(PoolNode {
-                    name: n.metadata.name.clone()?,
-                    created: crate::time::to_utc(n.metadata.creation_timestamp.as_ref()?),
-                })
-            })
-            .collect();
+        let nodes = pool_nodes(&plan);
         let remaining = rec.remaining(&nodes);
         if !announced {
             announced = true;
@@ -355,4 +354,17 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
     }
+}
+
+/// The pool's nodes as the plan saw them, with their creation times.
+fn pool_nodes(plan: &WavePlan) -> Vec<PoolNode> {
+    plan.seen
+        .values()
+        .filter_map(|n| {
+            Some(PoolNode {
+                name: n.metadata.name.clone()?,
+                created: crate::time::to_utc(n.metadata.creation_timestamp.as_ref()?),
+            })
+        })
+        .collect()
 }

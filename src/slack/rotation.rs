@@ -182,9 +182,11 @@ impl RotationNotice {
                     )));
                 }
                 if !*finished {
-                    blocks.push(section(
-                    "Progress is kept on the NodePool: rerun `node-drain drain --rotate` to continue.",
-                ));
+                    blocks.push(section(&format!(
+                        "Unless it was cancelled, its progress is kept on the NodePool \
+                         (annotation `node-drain.io/rotation`): `node-drain admin rotate {nodepool}` \
+                         (daemon) or `node-drain drain --rotate` (CLI) continues it."
+                    )));
                 }
                 if !skipped.is_empty() {
                     blocks.push(section("*Skipped*"));
