@@ -34,7 +34,14 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     let lease = arg(args, "lease")?;
     let namespace = arg(args, "namespace")?;
     let budget: usize = arg(args, "budget")?.parse()?;
-    let requests = audit::read(Path::new(arg(args, "audit")?), prefix, since, until)?;
+    // A minute before the window too: the Lease writes that opened the fences
+    // of the processes already leading at its start.
+    let requests = audit::read(
+        Path::new(arg(args, "audit")?),
+        prefix,
+        since - Duration::seconds(60),
+        until,
+    )?;
     let samples: Vec<Sample> = std::fs::read_to_string(arg(args, "samples")?)?
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
