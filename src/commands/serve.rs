@@ -306,7 +306,9 @@ async fn reconcile_when_leader(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-            _ = role.changed() => {}
+            // The elector is gone (stepping down): so are the actors; without
+            // this return the loop asked their closed mailbox without a pause.
+            changed = role.changed() => if changed.is_err() { return; }
         }
     }
 }
