@@ -27,6 +27,11 @@ pub enum Error {
     },
     #[error("node {node:?} {reason}")]
     Node { node: String, reason: String },
+    /// A run of this process already drains the node: a rotation's wave that
+    /// meets it (an alert took the node while the wave reserved capacity)
+    /// plans again instead of failing.
+    #[error("node {node:?} is already being drained by run {run}")]
+    NodeInRun { node: String, run: String },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -63,7 +68,7 @@ impl Error {
             Error::Kube { .. } => "kubernetes-api",
             Error::NodePoolNotFound(_) => "nodepool-not-found",
             Error::Budget { .. } => "budget",
-            Error::Node { .. } => "node",
+            Error::Node { .. } | Error::NodeInRun { .. } => "node",
             Error::Internal(_) => "internal",
         }
     }
@@ -81,7 +86,8 @@ impl Error {
             Error::Usage(_)
             | Error::KubeConfig { .. }
             | Error::NodePoolNotFound(_)
-            | Error::Node { .. } => 2,
+            | Error::Node { .. }
+            | Error::NodeInRun { .. } => 2,
             Error::Prometheus(PrometheusError::BadAddress { .. }) => 2,
             Error::Prometheus(_)
             | Error::Rate { .. }

@@ -156,10 +156,14 @@ async fn a_leader_paused_past_its_lease_wakes_up_fenced_and_steps_down() {
         first.log()
     );
     assert!(first.log().contains("leadership lost"), "{}", first.log());
-    // Stepping down ends the reconcile loop: with its elector and actors gone
-    // it once retried in a busy loop ("the actors are gone") until exit.
-    let spins = first.log().matches("reconciliation failed").count();
-    assert!(spins <= 2, "{spins} reconcile retries:\n{}", first.log());
+    // Stepping down ends the reconcile loop at once (bench/soak saw it retry
+    // the closed planner mailbox 256 times in 12 ms, with no pause).
+    let retries = first.log().matches("reconciliation failed").count();
+    assert!(
+        retries <= 1,
+        "{retries} reconciliation retries while stepping down:\n{}",
+        first.log()
+    );
     assert_evicted_at_most_once(env, &ns.name);
 }
 

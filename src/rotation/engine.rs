@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::{capacity, placeholder};
 use super::{record, settle, survey, RotationDeps, RotationSettings};
 use crate::drain::{DrainOutcome, Retire, StopReason};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::messages::{
     AwaitRun, CancelRun, MeasureAllocateRates, Notify, PlanWave, RunReport, StartRun,
 };
@@ -206,7 +206,18 @@ pub async fn rotate(
         if let Err(e) = capacity::label_wave(client, &choice.drain, None).await {
             warn!(error = %e, "could not remove the wave label; the next run removes it");
         }
-        let report = report?;
+        let report = match report {
+            // An alert took a node of this wave while its capacity was being
+            // reserved: the wave never started (nothing cordoned); the next plan
+            // counts that drain against the budget. (Failing here ended the
+            // rotation until the next leader: bench/soak.)
+            Err(Error::NodeInRun { node, run }) => {
+                info!(nodepool = pool, wave = number, node = node.as_str(), run = run.as_str(),
+                    "another run took a node of this wave before its cordon; planning the wave again");
+                continue;
+            }
+            other => other?,
+        };
         observe(RotationEvent::WaveFinished { report: &report });
         let interrupted = cancel.is_cancelled();
         for r in &report.nodes {

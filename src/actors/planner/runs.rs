@@ -56,9 +56,9 @@ impl PlannerActor {
                 .iter()
                 .find(|(_, r)| r.report.is_none() && r.nodes.contains(node))
             {
-                return Err(Error::Node {
+                return Err(Error::NodeInRun {
                     node: node.clone(),
-                    reason: format!("is already being drained by run {id}"),
+                    run: id.to_string(),
                 });
             }
         }
