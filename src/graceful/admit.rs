@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 use tracing::{info, warn};
 
 use super::admission::{as_dry_run, refused, screen, unchanged, AdmissionReview, Screen};
+use super::budget;
 use super::record::{Record, LABEL, LABEL_VALUE};
 use super::worker::Graceful;
 use crate::config::current;
@@ -52,6 +54,11 @@ impl Graceful {
         if !self.leading() {
             return ("not-leader", unchanged(uid));
         }
+        // A new leader lets evictions through until it knows the drains in
+        // flight (the PDB accounting below counts them).
+        if !self.leading_synced() {
+            return ("not-synced", unchanged(uid));
+        }
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         let pod = match pods.get_opt(&name).await {
             Ok(Some(p)) => p,
@@ -77,6 +84,20 @@ impl Graceful {
         let Some(pod_uid) = m.uid.clone() else {
             return ("error", unchanged(uid));
         };
+        // The admissions of one PDB's pods take turns, from the dry run until
+        // the drain is registered (see `budget`).
+        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), &namespace);
+        let budgets = match pdbs.list(&ListParams::default()).await {
+            Ok(list) => budget::selecting(&list.items, &labels)
+                .into_iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                warn!(pod = name.as_str(), error = %e, "admission: could not list the PDBs; eviction let through");
+                return ("error", unchanged(uid));
+            }
+        };
+        let _turn = self.turns.take(&namespace, &budgets).await;
         // Would the PDB allow it? Asked as node-drain, as a dry run (this
         // webhook lets its own dry run through unchanged).
         let probe = EvictParams {
@@ -100,6 +121,24 @@ impl Graceful {
             Err(e) => {
                 warn!(pod = name.as_str(), error = %e, "admission: the dry-run eviction failed; eviction let through");
                 return ("error", unchanged(uid));
+            }
+        }
+        // The dry run counted none of the drains in flight: count them.
+        if !budgets.is_empty() {
+            let fresh = match pdbs.list(&ListParams::default()).await {
+                Ok(list) => list.items,
+                Err(e) => {
+                    warn!(pod = name.as_str(), error = %e, "admission: could not read the PDBs; eviction let through");
+                    return ("error", unchanged(uid));
+                }
+            };
+            for pdb in budget::selecting(&fresh, &labels) {
+                let selector = pdb.spec.as_ref().and_then(|s| s.selector.clone());
+                let in_flight =
+                    self.in_flight_selected(&namespace, &selector.unwrap_or_default(), &pod_uid);
+                if let Some(status) = budget::refusal(pdb, in_flight) {
+                    return ("refused-pdb-in-flight", refused(uid, &status));
+                }
             }
         }
         let record = Record::new(
@@ -129,7 +168,7 @@ impl Graceful {
             warn!(pod = name.as_str(), error = %e, "admission: could not record the graceful drain; eviction let through");
             return ("error", unchanged(uid));
         }
-        self.ensure(&pod_uid, &namespace, &name);
+        self.ensure(&pod_uid, &namespace, &name, record.labels);
         ("graceful", as_dry_run(uid, &request.object))
     }
 }

@@ -15,8 +15,10 @@
 mod act;
 pub mod admission;
 mod admit;
+pub mod budget;
 pub mod config;
 pub mod record;
+
 pub mod start;
 pub mod step;
 pub mod tls;

@@ -6,6 +6,8 @@
 //! Plain tokio tasks, not an actor: a task owns one pod and needs no mailbox;
 //! the map of pods in flight keeps two tasks off one pod.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,12 @@ use crate::config::{current, SharedConfig};
 use crate::k8s::fence::Fence;
 use crate::k8s::lease::Role;
 
+/// A drain in flight, as a PDB sees it.
+pub struct Drain {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+}
+
 pub struct Graceful {
     /// The daemon's fenced client: a former leader writes nothing.
     pub(super) client: Client,
@@ -34,8 +42,15 @@ pub struct Graceful {
     pub(super) fence: Fence,
     /// This daemon's Lease: it resumes only the drains recorded under it.
     pub(super) lease: String,
-    /// Pods (by UID) a task is draining now.
-    in_flight: DashMap<String, ()>,
+    /// Pods (by UID) a task is draining now: their namespace and the labels
+    /// they had when evicted (what a PDB selected them by).
+    in_flight: DashMap<String, Drain>,
+    /// Whether the marked pods were listed (and their drains registered)
+    /// since this process last became the leader: until then the drains in
+    /// flight are not all known, and the webhook lets evictions through.
+    synced: AtomicBool,
+    /// The admissions of one PDB's pods take turns.
+    pub(super) turns: super::budget::Turns,
     recorder: Recorder,
     /// How long a task sleeps between two reads of its pod.
     tick: Duration,
@@ -58,6 +73,8 @@ impl Graceful {
             fence,
             lease,
             in_flight: DashMap::new(),
+            synced: AtomicBool::new(false),
+            turns: Default::default(),
             tick: Duration::from_millis(500),
         })
     }
@@ -67,13 +84,44 @@ impl Graceful {
         *self.role.borrow() == Role::Leader && self.fence.is_open()
     }
 
+    /// Leading, and the drains a former leader left are known.
+    pub fn leading_synced(&self) -> bool {
+        self.leading() && self.synced.load(Ordering::SeqCst)
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
 
-    /// Starts draining a marked pod unless a task already does.
-    pub fn ensure(self: &Arc<Self>, uid: &str, namespace: &str, name: &str) {
-        if self.in_flight.insert(uid.to_string(), ()).is_none() {
+    /// The drains in flight in `namespace` whose pods `selector` selected,
+    /// other than the pod `except`.
+    pub fn in_flight_selected(
+        &self,
+        namespace: &str,
+        selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+        except: &str,
+    ) -> usize {
+        self.in_flight
+            .iter()
+            .filter(|d| d.key() != except && d.namespace == namespace)
+            .filter(|d| crate::k8s::pods::selector_matches(selector, &d.labels))
+            .count()
+    }
+
+    /// Starts draining a marked pod unless a task already does; `labels`
+    /// are the pod's labels before the drain.
+    pub fn ensure(
+        self: &Arc<Self>,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) {
+        let drain = Drain {
+            namespace: namespace.to_string(),
+            labels,
+        };
+        if self.in_flight.insert(uid.to_string(), drain).is_none() {
             let this = self.clone();
             let (uid, namespace, name) = (uid.to_string(), namespace.to_string(), name.to_string());
             tokio::spawn(async move {
@@ -87,14 +135,24 @@ impl Graceful {
     /// marked and drains them on.
     pub fn spawn_reconciler(self: &Arc<Self>, period: Duration) {
         let this = self.clone();
+        let mut role = self.role.clone();
         tokio::spawn(async move {
             loop {
                 if this.leading() {
-                    if let Err(e) = this.resume().await {
-                        warn!(error = %e, "graceful drains: could not list the marked pods; retrying");
+                    match this.resume().await {
+                        Ok(()) => this.synced.store(true, Ordering::SeqCst),
+                        Err(e) => {
+                            warn!(error = %e, "graceful drains: could not list the marked pods; retrying")
+                        }
                     }
+                } else {
+                    this.synced.store(false, Ordering::SeqCst);
                 }
-                tokio::time::sleep(period).await;
+                // At once on an election: the webhook waits for this list.
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = role.changed() => {}
+                }
             }
         });
     }
@@ -106,11 +164,13 @@ impl Graceful {
             .await?;
         for pod in marked.items {
             let m = &pod.metadata;
-            let ours = m
+            let record = m
                 .annotations
                 .as_ref()
                 .and_then(Record::parse)
-                .and_then(Result::ok)
+                .and_then(Result::ok);
+            let ours = record
+                .as_ref()
                 .is_none_or(|r| r.lease.as_deref().is_none_or(|l| l == self.lease));
             if let (Some(uid), Some(ns), Some(name), true) = (&m.uid, &m.namespace, &m.name, ours) {
                 if m.deletion_timestamp.is_none() && !self.in_flight.contains_key(uid) {
@@ -119,7 +179,8 @@ impl Graceful {
                         pod = name.as_str(),
                         "graceful drain: resuming a pod an earlier process marked"
                     );
-                    self.ensure(uid, ns, name);
+                    let labels = record.map(|r| r.labels).unwrap_or_default();
+                    self.ensure(uid, ns, name, labels);
                 }
             }
         }
