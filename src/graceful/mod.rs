@@ -18,6 +18,7 @@ mod admit;
 pub mod budget;
 pub mod config;
 pub mod record;
+pub mod reload;
 
 pub mod start;
 pub mod step;
