@@ -81,15 +81,7 @@ async fn a_vpa_eviction_replaces_the_pod_before_it_leaves_the_service() {
         "recorded on the pod"
     );
 
-    wait_for("the old pod deleted", Duration::from_secs(90), || async {
-        match pods.get_opt(&name).await.map_err(|e| e.to_string())? {
-            Some(p) if p.metadata.deletion_timestamp.is_none() => {
-                Err(format!("labels {:?}", p.metadata.labels))
-            }
-            _ => Ok(Some(())),
-        }
-    })
-    .await;
+    wait_deleted(client, ns, &name, Duration::from_secs(90)).await;
     let after = w.wait_running("web", 3, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let samples = sampler.take();
@@ -216,20 +208,7 @@ async fn a_replacement_never_ready_is_cut_short_at_drain_timeout_with_an_event_a
     let evicted_at = tokio::time::Instant::now();
     let (code, body) = evict(&client_as(env, VPA).await, ns, &name).await;
     assert_eq!(code, 201, "{body}");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    wait_for(
-        "the old pod deleted at drainTimeoutSeconds",
-        Duration::from_secs(60),
-        || async {
-            match pods.get_opt(&name).await.map_err(|e| e.to_string())? {
-                Some(p) if p.metadata.deletion_timestamp.is_none() => {
-                    Err(format!("labels {:?}", p.metadata.labels))
-                }
-                _ => Ok(Some(())),
-            }
-        },
-    )
-    .await;
+    wait_deleted(client, ns, &name, Duration::from_secs(60)).await;
     let waited = evicted_at.elapsed();
     assert!(
         waited >= Duration::from_secs(11),

@@ -404,3 +404,45 @@ pub async fn evicted(client: &Client, as_user: &Client, ns: &str, name: &str) ->
 
 /// What a plain eviction leaves: the pod deleted, never marked.
 pub const PLAIN: (bool, bool) = (true, false);
+
+/// The user the testenv kubeconfig (and so the daemon) is.
+pub async fn whoami(client: &Client) -> String {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let review: SelfSubjectReview = serde_json::from_value(json!({})).unwrap();
+    let answer = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("a SelfSubjectReview");
+    answer
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .expect("a username")
+}
+
+/// Waits until the pod `name` is terminating or gone.
+pub async fn wait_deleted(client: &Client, ns: &str, name: &str, timeout: Duration) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_for("the old pod deleted", timeout, || async {
+        match pods.get_opt(name).await.map_err(|e| e.to_string())? {
+            Some(p) if p.metadata.deletion_timestamp.is_none() => {
+                Err(format!("labels {:?}", p.metadata.labels))
+            }
+            _ => Ok(Some(())),
+        }
+    })
+    .await
+}
+
+/// Waits until the Service `service` has `count` ready endpoints.
+pub async fn wait_ready_endpoints(client: &Client, ns: &str, service: &str, count: usize) {
+    wait_for("the ready endpoints", Duration::from_secs(60), || async {
+        let n = ready_endpoints(client, ns, service).await.len();
+        if n == count {
+            Ok(Some(()))
+        } else {
+            Err(format!("{n} of {count}"))
+        }
+    })
+    .await
+}
