@@ -1,9 +1,9 @@
 //! Burst safety. The webhook asks the PodDisruptionBudget with a dry-run
 //! eviction, and a dry run records nothing in the PDB: N evictions at once
-//! would each be told "allowed" by a PDB that allows one. So the admissions
-//! of one PDB's pods take turns (a lock per PDB, held from the dry run until
-//! the drain is registered), and the graceful drains node-drain has in flight
-//! are counted against the PDB's `disruptionsAllowed`.
+//! would each be told "allowed" by a PDB that allows one. So each admission
+//! counts the admissions of the same PDB's pods under way before it and the
+//! graceful drains node-drain has in flight; when there are any, the PDB's
+//! `disruptionsAllowed` (read fresh) must exceed them.
 //!
 //! What the disruption controller sees of a drain in flight: a replace-first
 //! pod still matches the PDB's selector and is Ready until it leaves its
@@ -15,12 +15,12 @@
 //! `disruptedPods` until the pod was gone.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::json;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::k8s::pods::selector_matches;
 
@@ -54,34 +54,51 @@ pub fn refusal(pdb: &PodDisruptionBudget, in_flight: usize) -> Option<kube::core
         "details": {"causes": [{
             "reason": "DisruptionBudget",
             "message": format!(
-                "The disruption budget {name} needs {} healthy pods and has {} currently \
-                 ({in_flight} of them being drained gracefully by node-drain)",
-                status.desired_healthy, status.current_healthy
+                "The disruption budget {name} needs {} healthy pods and has {} currently{}",
+                status.desired_healthy, status.current_healthy,
+                if in_flight > 0 {
+                    format!(" ({in_flight} of them being drained gracefully by node-drain)")
+                } else {
+                    String::new()
+                }
             ),
         }]},
     }))
     .ok()
 }
 
-/// One lock per PDB (namespace/name), created on first use.
+/// The admissions under way, per PDB (namespace/name): each counts those
+/// that reserved before it, so N at once never see the same room twice,
+/// and none waits for another (no lock held across an API call).
 #[derive(Default)]
-pub struct Turns {
-    locks: DashMap<String, Arc<Mutex<()>>>,
+pub struct Pending {
+    counts: DashMap<String, Arc<AtomicUsize>>,
 }
 
-impl Turns {
-    /// Waits for the turn of every PDB named (in name order, so two
-    /// admissions never wait on each other crosswise).
-    pub async fn take(&self, namespace: &str, names: &[String]) -> Vec<OwnedMutexGuard<()>> {
-        let mut keys: Vec<String> = names.iter().map(|n| format!("{namespace}/{n}")).collect();
-        keys.sort();
-        keys.dedup();
-        let mut held = Vec::with_capacity(keys.len());
-        for key in keys {
-            let lock = self.locks.entry(key).or_default().clone();
-            held.push(lock.lock_owned().await);
+/// Held until the drain is registered in flight (or refused).
+pub struct Reservation(Vec<Arc<AtomicUsize>>);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        for c in &self.0 {
+            c.fetch_sub(1, Ordering::SeqCst);
         }
-        held
+    }
+}
+
+impl Pending {
+    /// Reserves a place with each PDB named; returns, per name, how many
+    /// admissions had reserved before.
+    pub fn reserve(&self, namespace: &str, names: &[String]) -> (Reservation, Vec<usize>) {
+        let mut held = Vec::with_capacity(names.len());
+        let mut ahead = Vec::with_capacity(names.len());
+        for name in names {
+            let key = format!("{namespace}/{name}");
+            let count = self.counts.entry(key).or_default().clone();
+            ahead.push(count.fetch_add(1, Ordering::SeqCst));
+            held.push(count);
+        }
+        (Reservation(held), ahead)
     }
 }
 
@@ -127,18 +144,22 @@ mod tests {
         assert!(std::ptr::eq(chosen[0], &web));
     }
 
-    #[tokio::test]
-    async fn one_admission_per_pdb_at_a_time() {
-        let turns = Arc::new(Turns::default());
-        let held = turns.take("shop", &["web-budget".into()]).await;
-        let other = turns.take("shop", &["api-budget".into()]).await;
-        assert_eq!(other.len(), 1, "another PDB's turn is free");
-        let t = turns.clone();
-        let waiting =
-            tokio::spawn(async move { t.take("shop", &["web-budget".into()]).await.len() });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished(), "the same PDB's turn waits");
-        drop(held);
-        assert_eq!(waiting.await.unwrap(), 1);
+    #[test]
+    fn each_admission_counts_those_that_reserved_before_it() {
+        let pending = Pending::default();
+        let names = ["web-budget".to_string()];
+        let (first, ahead) = pending.reserve("shop", &names);
+        assert_eq!(ahead, [0]);
+        let (second, ahead) = pending.reserve("shop", &names);
+        assert_eq!(ahead, [1]);
+        assert_eq!(
+            pending.reserve("shop", &["api".into()]).1,
+            [0],
+            "another PDB"
+        );
+        assert_eq!(pending.reserve("other", &names).1, [0], "another namespace");
+        drop(first);
+        drop(second);
+        assert_eq!(pending.reserve("shop", &names).1, [0], "released");
     }
 }

@@ -16,7 +16,9 @@ mod act;
 pub mod admission;
 mod admit;
 pub mod budget;
+mod cache;
 pub mod config;
+mod facts;
 pub mod record;
 pub mod reload;
 

@@ -48,6 +48,7 @@ pub fn start(
         .map_err(|e| Error::Usage(format!("--admission-address {}: {e}", settings.address)))?;
     let graceful = Graceful::new(client.clone(), config, role.clone(), fence, lease, instance);
     graceful.spawn_reconciler(Duration::from_secs(5));
+    graceful.spawn_caches();
     let server = crate::ingress::admission::serve(listener, graceful, tls_config)
         .map_err(|e| Error::Internal(format!("admission webhook server: {e}")))?;
     let handle = server.handle();
