@@ -19,27 +19,12 @@ use support::*;
 
 const GRACE: u64 = 5;
 
-fn section(namespace: &str) -> String {
-    format!(
-        "  gracePeriodSeconds: {GRACE}\n  drainTimeoutSeconds: 120\n  namespaceSelector: {{include: [{namespace}]}}\n"
-    )
-}
-
-fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vpa_eviction_replaces_the_pod_before_it_leaves_the_service() {
     let scene = Scene::new("graceful", "c-4x-amd64-linux", None).await;
     let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
-    let port = admission_port();
-    let webhook = Webhook::create(client, ns, port).await;
-    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &section(ns));
+    let (webhook, daemon) = serve_graceful(&scene, &section(ns, GRACE)).await;
     let _log = LogOnPanic::of(&daemon);
-    daemon.wait_ready().await;
-    webhook.wait_ca_bundle().await;
-    allow_vpa_updater(client, ns).await;
     let w = scene.workloads();
     deployment_behind_service(&w, "web", 3, true, true).await;
     let before = w.wait_running("web", 3, Duration::from_secs(180)).await;
@@ -96,15 +81,7 @@ async fn a_vpa_eviction_replaces_the_pod_before_it_leaves_the_service() {
         "recorded on the pod"
     );
 
-    wait_for("the old pod deleted", Duration::from_secs(90), || async {
-        match pods.get_opt(&name).await.map_err(|e| e.to_string())? {
-            Some(p) if p.metadata.deletion_timestamp.is_none() => {
-                Err(format!("labels {:?}", p.metadata.labels))
-            }
-            _ => Ok(Some(())),
-        }
-    })
-    .await;
+    wait_deleted(client, ns, &name, Duration::from_secs(90)).await;
     let after = w.wait_running("web", 3, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let samples = sampler.take();
@@ -184,84 +161,11 @@ async fn a_vpa_eviction_replaces_the_pod_before_it_leaves_the_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pdb_allowing_no_disruption_is_answered_429_naming_it_and_nothing_changes() {
-    let scene = Scene::new("graceful-pdb", "c-4x-amd64-linux", None).await;
-    let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
-    let port = admission_port();
-    let webhook = Webhook::create(client, ns, port).await;
-    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &section(ns));
-    let _log = LogOnPanic::of(&daemon);
-    daemon.wait_ready().await;
-    webhook.wait_ca_bundle().await;
-    allow_vpa_updater(client, ns).await;
-    let w = scene.workloads();
-    managed_deployment(&w, "web", 3, true).await;
-    w.pdb("web-budget", "web", None, Some(3)).await;
-    let before = w.wait_running("web", 3, Duration::from_secs(180)).await;
-
-    let vpa = client_as(env, VPA).await;
-    let name = before[0].metadata.name.clone().unwrap();
-    let (code, body) = evict(&vpa, ns, &name).await;
-    assert_eq!(code, 429, "{body}\n{}", daemon.log());
-    assert!(
-        body.contains("admission webhook"),
-        "refused by the webhook: {body}"
-    );
-    assert!(body.contains("web-budget"), "names the PDB: {body}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = w.pods("web").await;
-    assert_eq!(after.len(), 3, "no replacement");
-    for old in &before {
-        let now = after
-            .iter()
-            .find(|p| p.metadata.uid == old.metadata.uid)
-            .expect("still there");
-        assert!(now.metadata.deletion_timestamp.is_none());
-        assert_eq!(now.metadata.labels, old.metadata.labels, "labels untouched");
-        assert_eq!(now.metadata.owner_references, old.metadata.owner_references);
-        assert_eq!(
-            now.metadata.annotations, old.metadata.annotations,
-            "no record"
-        );
-    }
-    drop(daemon);
-    drop(webhook);
-    scene.cleanup().await;
-}
-
-/// Evicts `name` (answered 201) and returns what became of the pod: deleted
-/// by the eviction itself (a plain eviction), and/or marked for a graceful drain.
-async fn evicted(
-    client: &kube::Client,
-    as_user: &kube::Client,
-    ns: &str,
-    name: &str,
-) -> (bool, bool) {
-    let (code, body) = evict(as_user, ns, name).await;
-    assert_eq!(code, 201, "{body}");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    match pods.get_opt(name).await.unwrap() {
-        None => (true, false),
-        Some(p) => (
-            p.metadata.deletion_timestamp.is_some(),
-            label(&p, "node-drain.io/graceful") == Some("draining"),
-        ),
-    }
-}
-
-const PLAIN: (bool, bool) = (true, false);
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_pods_other_users_and_a_stopped_daemon_get_a_plain_eviction() {
     let scene = Scene::new("graceful-plain", "c-4x-amd64-linux", None).await;
     let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
-    let port = admission_port();
-    let webhook = Webhook::create(client, ns, port).await;
-    let mut daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &section(ns));
+    let (webhook, mut daemon) = serve_graceful(&scene, &section(ns, GRACE)).await;
     let _log = LogOnPanic::of(&daemon);
-    daemon.wait_ready().await;
-    webhook.wait_ca_bundle().await;
-    allow_vpa_updater(client, ns).await;
     let w = scene.workloads();
     managed_deployment(&w, "web", 3, true).await;
     managed_deployment(&w, "plain", 1, false).await;
@@ -290,15 +194,10 @@ async fn other_pods_other_users_and_a_stopped_daemon_get_a_plain_eviction() {
 async fn a_replacement_never_ready_is_cut_short_at_drain_timeout_with_an_event_and_a_metric() {
     let scene = Scene::new("graceful-timeout", "c-4x-amd64-linux", None).await;
     let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
-    let port = admission_port();
-    let webhook = Webhook::create(client, ns, port).await;
     let graceful =
         format!("  gracePeriodSeconds: 2\n  drainTimeoutSeconds: 12\n  namespaceSelector: {{include: [{ns}]}}\n");
-    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &graceful);
+    let (webhook, daemon) = serve_graceful(&scene, &graceful).await;
     let _log = LogOnPanic::of(&daemon);
-    daemon.wait_ready().await;
-    webhook.wait_ca_bundle().await;
-    allow_vpa_updater(client, ns).await;
     let w = scene.workloads();
     // One pod a node, and no new node: the replacement stays Pending.
     deployment_behind_service(&w, "web", 3, true, true).await;
@@ -309,20 +208,7 @@ async fn a_replacement_never_ready_is_cut_short_at_drain_timeout_with_an_event_a
     let evicted_at = tokio::time::Instant::now();
     let (code, body) = evict(&client_as(env, VPA).await, ns, &name).await;
     assert_eq!(code, 201, "{body}");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    wait_for(
-        "the old pod deleted at drainTimeoutSeconds",
-        Duration::from_secs(60),
-        || async {
-            match pods.get_opt(&name).await.map_err(|e| e.to_string())? {
-                Some(p) if p.metadata.deletion_timestamp.is_none() => {
-                    Err(format!("labels {:?}", p.metadata.labels))
-                }
-                _ => Ok(Some(())),
-            }
-        },
-    )
-    .await;
+    wait_deleted(client, ns, &name, Duration::from_secs(60)).await;
     let waited = evicted_at.elapsed();
     assert!(
         waited >= Duration::from_secs(11),
@@ -358,14 +244,9 @@ async fn a_replacement_never_ready_is_cut_short_at_drain_timeout_with_an_event_a
 async fn a_config_change_applies_without_a_restart() {
     let scene = Scene::new("graceful-reload", "c-4x-amd64-linux", None).await;
     let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
-    let port = admission_port();
-    let webhook = Webhook::create(client, ns, port).await;
     let excluded = format!("  namespaceSelector: {{exclude: [{ns}]}}\n");
-    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &excluded);
+    let (webhook, daemon) = serve_graceful(&scene, &excluded).await;
     let _log = LogOnPanic::of(&daemon);
-    daemon.wait_ready().await;
-    webhook.wait_ca_bundle().await;
-    allow_vpa_updater(client, ns).await;
     let w = scene.workloads();
     managed_deployment(&w, "web", 3, true).await;
     let pods = w.wait_running("web", 3, Duration::from_secs(180)).await;
@@ -406,13 +287,8 @@ async fn a_config_change_applies_without_a_restart() {
 async fn concurrent_evictions_of_one_pod_are_one_graceful_drain() {
     let scene = Scene::new("graceful-race", "c-4x-amd64-linux", None).await;
     let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
-    let port = admission_port();
-    let webhook = Webhook::create(client, ns, port).await;
-    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &section(ns));
+    let (webhook, daemon) = serve_graceful(&scene, &section(ns, GRACE)).await;
     let _log = LogOnPanic::of(&daemon);
-    daemon.wait_ready().await;
-    webhook.wait_ca_bundle().await;
-    allow_vpa_updater(client, ns).await;
     let w = scene.workloads();
     managed_deployment(&w, "web", 3, true).await;
     let before = w.wait_running("web", 3, Duration::from_secs(180)).await;

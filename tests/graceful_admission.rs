@@ -18,8 +18,10 @@ use node_drain::k8s::fence::Fence;
 use node_drain::k8s::lease::Role;
 
 struct Webhook {
-    /// Connections made to the stand-in API server.
+    /// Connections made to the stand-in API server, but for the list of
+    /// the drains in flight (`listed`).
     api_calls: Arc<AtomicUsize>,
+    listed: Arc<AtomicUsize>,
     url: String,
     http: reqwest::Client,
     _role: watch::Sender<Role>,
@@ -29,15 +31,29 @@ async fn start(role: Role) -> Webhook {
     let serving = tls::generate(&["127.0.0.1".into()]).unwrap();
     let ca = reqwest::Certificate::from_pem(serving.ca_pem.as_deref().unwrap().as_bytes()).unwrap();
     let config = tls::server_config(&serving).unwrap();
-    // No API server: a port that counts connections and closes them.
+    // No API server: a port that answers the leader's list of the drains in
+    // flight (none) and counts every other connection, closing it unanswered.
     let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let api_url = format!("http://{}", api.local_addr().unwrap());
     let api_calls = Arc::new(AtomicUsize::new(0));
-    let counter = api_calls.clone();
+    let listed = Arc::new(AtomicUsize::new(0));
+    let (counter, lists) = (api_calls.clone(), listed.clone());
     std::thread::spawn(move || {
-        for stream in api.incoming() {
-            counter.fetch_add(1, Ordering::SeqCst);
-            drop(stream);
+        use std::io::{BufRead, Write};
+        for stream in api.incoming().flatten() {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+            if line.starts_with("GET /api/v1/pods?") && line.contains("graceful") {
+                let body = r#"{"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"1"},"items":[]}"#;
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                lists.fetch_add(1, Ordering::SeqCst);
+            } else {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
         }
     });
     let client = kube::Client::try_from(kube::Config::new(api_url.parse().unwrap())).unwrap();
@@ -53,6 +69,7 @@ async fn start(role: Role) -> Webhook {
     );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    graceful.spawn_reconciler(std::time::Duration::from_secs(60));
     let server = node_drain::ingress::admission::serve(listener, graceful, config).unwrap();
     actix_rt::spawn(server);
     let http = reqwest::Client::builder()
@@ -62,6 +79,7 @@ async fn start(role: Role) -> Webhook {
         .unwrap();
     Webhook {
         api_calls,
+        listed,
         url: format!(
             "https://127.0.0.1:{port}{}",
             node_drain::ingress::admission::PATH
@@ -143,10 +161,19 @@ async fn other_users_excluded_namespaces_and_dry_runs_are_let_through_unchanged(
 async fn a_leader_that_cannot_read_the_pod_lets_the_eviction_through() {
     // The candidate's pod cannot be read (no API server): never a refusal.
     let webhook = start(Role::Leader).await;
-    assert_eq!(
-        answer(&webhook, &review(VPA, "shop", false)).await,
-        unchanged()
-    );
+    // Unchanged before it has listed the drains in flight (none), and after,
+    // when it asks for the pod and cannot read it.
+    for _ in 0..200 {
+        assert_eq!(
+            answer(&webhook, &review(VPA, "shop", false)).await,
+            unchanged()
+        );
+        if webhook.api_calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(webhook.listed.load(Ordering::SeqCst) > 0, "listed first");
     assert!(
         webhook.api_calls.load(Ordering::SeqCst) > 0,
         "the leader asked for the pod"

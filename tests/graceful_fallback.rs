@@ -85,16 +85,8 @@ async fn evict_and_watch(
 async fn a_service_selecting_pod_template_hash_and_a_statefulset_fall_back_and_say_so() {
     let scene = Scene::new("graceful-fallback", "c-4x-amd64-linux", None).await;
     let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
-    let port = admission_port();
-    let webhook = Webhook::create(client, ns, port).await;
-    let section = format!(
-        "  gracePeriodSeconds: {GRACE}\n  drainTimeoutSeconds: 120\n  namespaceSelector: {{include: [{ns}]}}\n"
-    );
-    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &section);
+    let (webhook, daemon) = serve_graceful(&scene, &section(ns, GRACE)).await;
     let _log = LogOnPanic::of(&daemon);
-    daemon.wait_ready().await;
-    webhook.wait_ca_bundle().await;
-    allow_vpa_updater(client, ns).await;
     let w = scene.workloads();
 
     // A Deployment whose (second) Service selects its pod-template-hash.

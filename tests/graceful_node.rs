@@ -11,40 +11,19 @@ mod support;
 use std::time::Duration;
 
 use graceful_support::*;
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
 use serde_json::json;
 use support::*;
-
-/// The user the testenv kubeconfig (and so the daemon) is.
-async fn whoami(client: &kube::Client) -> String {
-    let review: SelfSubjectReview = serde_json::from_value(json!({})).unwrap();
-    let answer = Api::<SelfSubjectReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await
-        .expect("a SelfSubjectReview");
-    answer
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.username)
-        .expect("a username")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_drain_replaces_a_managed_single_replica_pod_before_it_goes() {
     let scene = Scene::new("graceful-node", "c-4x-amd64-linux", None).await;
-    let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
-    let port = admission_port();
-    let webhook = Webhook::create(client, ns, port).await;
+    let (client, ns) = (&scene.client, &scene.ns.name);
     let me = whoami(client).await;
     let section = format!(
         "  gracePeriodSeconds: 3\n  namespaceSelector: {{include: [{ns}]}}\n  evictingUsers: ['{me}']\n"
     );
-    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, &section);
+    let (webhook, daemon) = serve_graceful(&scene, &section).await;
     let _log = LogOnPanic::of(&daemon);
-    daemon.wait_ready().await;
-    webhook.wait_ca_bundle().await;
     let w = scene.workloads();
     managed_deployment(&w, "solo", 1, true).await;
     let before = w
@@ -60,15 +39,7 @@ async fn a_node_drain_replaces_a_managed_single_replica_pod_before_it_goes() {
         before.metadata.name.clone().unwrap(),
         before.metadata.uid.clone().unwrap(),
     );
-    wait_for("1 ready endpoint", Duration::from_secs(60), || async {
-        let n = ready_endpoints(client, ns, "solo").await.len();
-        if n == 1 {
-            Ok(Some(()))
-        } else {
-            Err(format!("{n}"))
-        }
-    })
-    .await;
+    wait_ready_endpoints(client, ns, "solo", 1).await;
 
     let sampler = Sampler::start(client, ns, "solo");
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -76,16 +47,7 @@ async fn a_node_drain_replaces_a_managed_single_replica_pod_before_it_goes() {
         .admin(format!("{}\n", json!({"cmd": "drain-node", "node": node})).as_bytes())
         .await;
     assert_eq!(answer["ok"], json!(true), "{answer}");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    wait_for("the old pod deleted", Duration::from_secs(120), || async {
-        match pods.get_opt(&name).await.map_err(|e| e.to_string())? {
-            Some(p) if p.metadata.deletion_timestamp.is_none() => {
-                Err(format!("labels {:?}", p.metadata.labels))
-            }
-            _ => Ok(Some(())),
-        }
-    })
-    .await;
+    wait_deleted(client, ns, &name, Duration::from_secs(120)).await;
     let after = w
         .wait_running("solo", 1, Duration::from_secs(60))
         .await

@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 use tracing::{info, warn};
 
 use super::admission::{as_dry_run, refused, screen, unchanged, AdmissionReview, Screen};
+use super::budget;
 use super::record::{Record, LABEL, LABEL_VALUE};
 use super::worker::Graceful;
 use crate::config::current;
@@ -52,31 +55,92 @@ impl Graceful {
         if !self.leading() {
             return ("not-leader", unchanged(uid));
         }
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
-        let pod = match pods.get_opt(&name).await {
-            Ok(Some(p)) => p,
-            Ok(None) => return ("pod-gone", unchanged(uid)),
-            Err(e) => {
-                warn!(pod = name.as_str(), error = %e, "admission: could not read the pod; eviction let through");
-                return ("error", unchanged(uid));
-            }
+        // A new leader lets evictions through until it knows the drains in
+        // flight (the PDB accounting below counts them).
+        if !self.leading_synced() {
+            return ("not-synced", unchanged(uid));
+        }
+        let cached = self.caches.get().and_then(|c| c.pod(&namespace, &name));
+        let from_cache = cached.is_some();
+        let answer = self
+            .candidate(request, &config, &namespace, &name, cached)
+            .await;
+        match answer {
+            // The cached pod was stale (its record not written): once more, read.
+            None if from_cache => self
+                .candidate(request, &config, &namespace, &name, None)
+                .await
+                .unwrap_or(("error", unchanged(uid))),
+            None => ("error", unchanged(uid)),
+            Some(answer) => answer,
+        }
+    }
+
+    /// The decision on a candidate's pod (`cached`: its metadata from the
+    /// watch, else read now). `None`: the record's write met a newer pod.
+    async fn candidate(
+        self: &Arc<Self>,
+        request: &super::admission::AdmissionRequest,
+        config: &super::GracefulConfig,
+        namespace: &str,
+        name: &str,
+        cached: Option<ObjectMeta>,
+    ) -> Option<(&'static str, Value)> {
+        let uid = request.uid.as_str();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let m = match cached {
+            Some(m) => m,
+            None => match pods.get_opt(name).await {
+                Ok(Some(p)) => p.metadata,
+                Ok(None) => return Some(("pod-gone", unchanged(uid))),
+                Err(e) => {
+                    warn!(pod = name, error = %e, "admission: could not read the pod; eviction let through");
+                    return Some(("error", unchanged(uid)));
+                }
+            },
         };
-        let m = &pod.metadata;
         if m.deletion_timestamp.is_some() {
-            return ("terminating", unchanged(uid));
+            return Some(("terminating", unchanged(uid)));
         }
         let labels = m.labels.clone().unwrap_or_default();
         let annotations = m.annotations.clone().unwrap_or_default();
         if labels.get(LABEL).map(String::as_str) == Some(LABEL_VALUE) {
             // Already being drained: the evicter's retry is answered as done.
-            return ("already-draining", as_dry_run(uid, &request.object));
+            return Some(("already-draining", as_dry_run(uid, &request.object)));
         }
         if !config.managed(&labels, &annotations) {
-            return ("unmanaged", unchanged(uid));
+            return Some(("unmanaged", unchanged(uid)));
         }
         let Some(pod_uid) = m.uid.clone() else {
-            return ("error", unchanged(uid));
+            return Some(("error", unchanged(uid)));
         };
+        // The PDBs that select the pod, and what is under way against each:
+        // the admissions that reserved before this one and the drains in flight.
+        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), namespace);
+        let listed = match self.caches.get().and_then(|c| c.pdbs(namespace)) {
+            Some(l) => l,
+            None => match pdbs.list(&ListParams::default()).await {
+                Ok(l) => l.items,
+                Err(e) => {
+                    warn!(pod = name, error = %e, "admission: could not list the PDBs; eviction let through");
+                    return Some(("error", unchanged(uid)));
+                }
+            },
+        };
+        let selected = budget::selecting(&listed, &labels);
+        let names: Vec<String> = selected
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        let (reservation, ahead) = self.pending.reserve(namespace, &names);
+        let under_way: Vec<usize> = selected
+            .iter()
+            .zip(ahead)
+            .map(|(p, ahead)| {
+                let selector = p.spec.as_ref().and_then(|s| s.selector.clone());
+                ahead + self.in_flight_selected(namespace, &selector.unwrap_or_default(), &pod_uid)
+            })
+            .collect();
         // Would the PDB allow it? Asked as node-drain, as a dry run (this
         // webhook lets its own dry run through unchanged).
         let probe = EvictParams {
@@ -92,14 +156,28 @@ impl Graceful {
                 ..Default::default()
             }),
         };
-        match pods.evict(&name, &probe).await {
+        match pods.evict(name, &probe).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 429 => {
-                return ("refused-pdb", refused(uid, &status));
+                return Some(("refused-pdb", refused(uid, &status)));
             }
             Err(e) => {
-                warn!(pod = name.as_str(), error = %e, "admission: the dry-run eviction failed; eviction let through");
-                return ("error", unchanged(uid));
+                warn!(pod = name, error = %e, "admission: the dry-run eviction failed; eviction let through");
+                return Some(("error", unchanged(uid)));
+            }
+        }
+        // The dry run counted nothing under way: where anything is, the PDB
+        // (read fresh) must allow more than that.
+        for (pdb, n) in names.iter().zip(under_way).filter(|(_, n)| *n > 0) {
+            let fresh = match pdbs.get(pdb).await {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(pod = name, error = %e, "admission: could not read the PDB; eviction let through");
+                    return Some(("error", unchanged(uid)));
+                }
+            };
+            if let Some(status) = budget::refusal(&fresh, n) {
+                return Some(("refused-pdb-in-flight", refused(uid, &status)));
             }
         }
         let record = Record::new(
@@ -111,25 +189,19 @@ impl Graceful {
         );
         let patch = record.mark_patch(m.resource_version.as_deref());
         if let Err(e) = pods
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            // Two evictions of one pod at once: the one that lost the race
-            // finds the other's record, and is answered as already done.
             if crate::k8s::api_code(&e) == Some(409) {
-                if let Ok(Some(now)) = pods.get_opt(&name).await {
-                    let labels = now.metadata.labels.unwrap_or_default();
-                    if now.metadata.uid.as_deref() == Some(pod_uid.as_str())
-                        && labels.get(LABEL).map(String::as_str) == Some(LABEL_VALUE)
-                    {
-                        return ("already-draining", as_dry_run(uid, &request.object));
-                    }
-                }
+                // A newer pod than read: the caller reads it again (and then
+                // finds another eviction's record, if that was the change).
+                return None;
             }
-            warn!(pod = name.as_str(), error = %e, "admission: could not record the graceful drain; eviction let through");
-            return ("error", unchanged(uid));
+            warn!(pod = name, error = %e, "admission: could not record the graceful drain; eviction let through");
+            return Some(("error", unchanged(uid)));
         }
-        self.ensure(&pod_uid, &namespace, &name);
-        ("graceful", as_dry_run(uid, &request.object))
+        self.ensure(&pod_uid, namespace, name, record.labels);
+        drop(reservation);
+        Some(("graceful", as_dry_run(uid, &request.object)))
     }
 }

@@ -15,8 +15,13 @@
 mod act;
 pub mod admission;
 mod admit;
+pub mod budget;
+mod cache;
 pub mod config;
+mod facts;
 pub mod record;
+pub mod reload;
+
 pub mod start;
 pub mod step;
 pub mod tls;

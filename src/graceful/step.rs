@@ -88,6 +88,18 @@ mod tests {
         Record::new(now, "vpa", None, labels, vec![owner])
     }
 
+    /// With grace 30 s and timeout 300 s: `Wait` a second before `at`, `then` at `at`.
+    fn waits_until(r: &Record, f: Facts, at: DateTime<Utc>, then: Action) {
+        let (grace, timeout) = (Duration::seconds(30), Duration::seconds(300));
+        let before = at - Duration::seconds(1);
+        assert_eq!(
+            next(r, f, grace, timeout, before),
+            Action::Wait,
+            "at {before}"
+        );
+        assert_eq!(next(r, f, grace, timeout, at), then, "at {at}");
+    }
+
     #[test]
     fn replace_first_then_isolate_then_grace_then_delete() {
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
@@ -111,14 +123,7 @@ mod tests {
         assert_eq!(next(&r, ready, grace, timeout, t0), Action::Isolate);
         let t1 = t0 + Duration::seconds(3);
         r.isolate_patch(t1, None);
-        assert_eq!(
-            next(&r, ready, grace, timeout, t1 + Duration::seconds(29)),
-            Action::Wait
-        );
-        assert_eq!(
-            next(&r, ready, grace, timeout, t1 + grace),
-            Action::Delete { timed_out: false }
-        );
+        waits_until(&r, ready, t1 + grace, Action::Delete { timed_out: false });
         let gone = Facts {
             terminating: true,
             ..f
@@ -176,14 +181,7 @@ mod tests {
         let mut r = rs_record(t0);
         r.start_patch(Mode::ReplaceFirst, t0, None);
         let f = Facts::default();
-        assert_eq!(
-            next(&r, f, grace, timeout, t0 + Duration::seconds(299)),
-            Action::Wait
-        );
-        assert_eq!(
-            next(&r, f, grace, timeout, t0 + timeout),
-            Action::Delete { timed_out: true }
-        );
+        waits_until(&r, f, t0 + timeout, Action::Delete { timed_out: true });
         let excluded = Facts {
             excluded: true,
             ..f

@@ -6,12 +6,14 @@
 //! Plain tokio tasks, not an actor: a task owns one pod and needs no mailbox;
 //! the map of pods in flight keeps two tasks off one pod.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use dashmap::DashMap;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::Recorder;
 use kube::Client;
@@ -19,11 +21,17 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::act::{Flow, Step};
-use super::record::{Record, ANNOTATION, HASH, LABEL, LABEL_VALUE};
+use super::record::{Record, ANNOTATION, LABEL, LABEL_VALUE};
 use super::step::{next, Action, Facts};
 use crate::config::{current, SharedConfig};
 use crate::k8s::fence::Fence;
 use crate::k8s::lease::Role;
+
+/// A drain in flight, as a PDB sees it.
+pub struct Drain {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+}
 
 pub struct Graceful {
     /// The daemon's fenced client: a former leader writes nothing.
@@ -34,8 +42,17 @@ pub struct Graceful {
     pub(super) fence: Fence,
     /// This daemon's Lease: it resumes only the drains recorded under it.
     pub(super) lease: String,
-    /// Pods (by UID) a task is draining now.
-    in_flight: DashMap<String, ()>,
+    /// Pods (by UID) a task is draining now: their namespace and the labels
+    /// they had when evicted (what a PDB selected them by).
+    in_flight: DashMap<String, Drain>,
+    /// Whether the marked pods were listed (and their drains registered)
+    /// since this process last became the leader: until then the drains in
+    /// flight are not all known, and the webhook lets evictions through.
+    synced: AtomicBool,
+    /// The admissions under way, per PDB.
+    pub(super) pending: super::budget::Pending,
+    /// The watched pods and PDBs (`spawn_caches`); unset, the webhook reads.
+    pub(super) caches: std::sync::OnceLock<Arc<super::cache::Caches>>,
     recorder: Recorder,
     /// How long a task sleeps between two reads of its pod.
     tick: Duration,
@@ -58,6 +75,9 @@ impl Graceful {
             fence,
             lease,
             in_flight: DashMap::new(),
+            synced: AtomicBool::new(false),
+            pending: Default::default(),
+            caches: Default::default(),
             tick: Duration::from_millis(500),
         })
     }
@@ -67,13 +87,49 @@ impl Graceful {
         *self.role.borrow() == Role::Leader && self.fence.is_open()
     }
 
+    /// Starts the webhook's watched caches (`serve` does; without them it reads).
+    pub fn spawn_caches(&self) {
+        let _ = self.caches.set(super::cache::Caches::spawn(&self.client));
+    }
+
+    /// Leading, and the drains a former leader left are known.
+    pub fn leading_synced(&self) -> bool {
+        self.leading() && self.synced.load(Ordering::SeqCst)
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
 
-    /// Starts draining a marked pod unless a task already does.
-    pub fn ensure(self: &Arc<Self>, uid: &str, namespace: &str, name: &str) {
-        if self.in_flight.insert(uid.to_string(), ()).is_none() {
+    /// The drains in flight in `namespace` whose pods `selector` selected,
+    /// other than the pod `except`.
+    pub fn in_flight_selected(
+        &self,
+        namespace: &str,
+        selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+        except: &str,
+    ) -> usize {
+        self.in_flight
+            .iter()
+            .filter(|d| d.key() != except && d.namespace == namespace)
+            .filter(|d| crate::k8s::pods::selector_matches(selector, &d.labels))
+            .count()
+    }
+
+    /// Starts draining a marked pod unless a task already does; `labels`
+    /// are the pod's labels before the drain.
+    pub fn ensure(
+        self: &Arc<Self>,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) {
+        let drain = Drain {
+            namespace: namespace.to_string(),
+            labels,
+        };
+        if self.in_flight.insert(uid.to_string(), drain).is_none() {
             let this = self.clone();
             let (uid, namespace, name) = (uid.to_string(), namespace.to_string(), name.to_string());
             tokio::spawn(async move {
@@ -87,14 +143,24 @@ impl Graceful {
     /// marked and drains them on.
     pub fn spawn_reconciler(self: &Arc<Self>, period: Duration) {
         let this = self.clone();
+        let mut role = self.role.clone();
         tokio::spawn(async move {
             loop {
                 if this.leading() {
-                    if let Err(e) = this.resume().await {
-                        warn!(error = %e, "graceful drains: could not list the marked pods; retrying");
+                    match this.resume().await {
+                        Ok(()) => this.synced.store(true, Ordering::SeqCst),
+                        Err(e) => {
+                            warn!(error = %e, "graceful drains: could not list the marked pods; retrying")
+                        }
                     }
+                } else {
+                    this.synced.store(false, Ordering::SeqCst);
                 }
-                tokio::time::sleep(period).await;
+                // At once on an election: the webhook waits for this list.
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = role.changed() => {}
+                }
             }
         });
     }
@@ -106,11 +172,13 @@ impl Graceful {
             .await?;
         for pod in marked.items {
             let m = &pod.metadata;
-            let ours = m
+            let record = m
                 .annotations
                 .as_ref()
                 .and_then(Record::parse)
-                .and_then(Result::ok)
+                .and_then(Result::ok);
+            let ours = record
+                .as_ref()
                 .is_none_or(|r| r.lease.as_deref().is_none_or(|l| l == self.lease));
             if let (Some(uid), Some(ns), Some(name), true) = (&m.uid, &m.namespace, &m.name, ours) {
                 if m.deletion_timestamp.is_none() && !self.in_flight.contains_key(uid) {
@@ -119,7 +187,8 @@ impl Graceful {
                         pod = name.as_str(),
                         "graceful drain: resuming a pod an earlier process marked"
                     );
-                    self.ensure(uid, ns, name);
+                    let labels = record.map(|r| r.labels).unwrap_or_default();
+                    self.ensure(uid, ns, name, labels);
                 }
             }
         }
@@ -136,18 +205,38 @@ impl Graceful {
             uid: Some(uid.into()),
             ..Default::default()
         };
+        let caches = self.caches.get().cloned();
+        // The first read and the one after a write are the API's (the
+        // watch may not have the write yet); the others the watch's.
+        let mut fresh = true;
         loop {
             if !self.leading() {
                 return;
             }
-            let pod = match pods.get_opt(name).await {
-                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => p,
-                Ok(_) => return,
-                Err(e) => {
-                    warn!(pod = name, error = %e, "graceful drain: could not read the pod; retrying");
-                    tokio::time::sleep(self.tick * 4).await;
-                    continue;
-                }
+            // Armed before the read: a change after it ends the wait below.
+            let changed = caches.as_ref().map(|c| c.changed.clone());
+            let notified = changed.as_ref().map(|n| n.notified());
+            let mut notified = std::pin::pin!(notified);
+            if let Some(n) = notified.as_mut().as_pin_mut() {
+                n.enable();
+            }
+            let watched = caches
+                .as_ref()
+                .filter(|_| !fresh)
+                .and_then(|c| c.drain(namespace, name))
+                .filter(|p| p.metadata.uid.as_deref() == Some(uid));
+            fresh = false;
+            let pod = match watched {
+                Some(p) => p,
+                None => match pods.get_opt(name).await {
+                    Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => p,
+                    Ok(_) => return,
+                    Err(e) => {
+                        warn!(pod = name, error = %e, "graceful drain: could not read the pod; retrying");
+                        tokio::time::sleep(self.tick * 4).await;
+                        continue;
+                    }
+                },
             };
             let annotations = pod.metadata.annotations.clone().unwrap_or_default();
             let mut record = match Record::parse(&annotations) {
@@ -208,63 +297,41 @@ impl Graceful {
             };
             match written {
                 Ok(Flow::Finished) => return,
-                Ok(Flow::Next) => {}
+                Ok(Flow::Next) => fresh = action != Action::Wait,
                 // A conflict: the pod changed under us; read it again at once.
-                Err(e) if crate::k8s::api_code(&e) == Some(409) => continue,
+                Err(e) if crate::k8s::api_code(&e) == Some(409) => {
+                    fresh = true;
+                    continue;
+                }
                 Err(e) => {
                     warn!(namespace, pod = name, action = ?action, error = %e, "graceful drain: step failed; retrying")
                 }
             }
-            tokio::time::sleep(self.tick).await;
+            // Until the pod changes, or this step next needs a look: the
+            // replacement's readiness is not watched (a tick), the grace
+            // period is a timer (at most 5 s, for a reloaded config).
+            let look = match (&caches, record.step, record.isolated_at) {
+                (None, ..) => self.tick,
+                (Some(_), super::record::Step::Isolated, Some(at))
+                    if record.mode != Some(super::record::Mode::IsolateFirst) =>
+                {
+                    let due = (at + grace).min(record.started + timeout) - Utc::now();
+                    due.to_std()
+                        .unwrap_or_default()
+                        .clamp(self.tick / 5, Duration::from_secs(5))
+                }
+                (Some(_), ..) => self.tick,
+            };
+            match notified.as_mut().as_pin_mut() {
+                Some(n) => {
+                    tokio::select! {
+                        _ = n => {}
+                        _ = tokio::time::sleep(look) => {}
+                    }
+                }
+                None => tokio::time::sleep(look).await,
+            }
         }
-    }
-
-    /// Whether a replacement is Ready, and whether a Service that selects
-    /// the pod's original labels uses `pod-template-hash`.
-    async fn read_facts(&self, namespace: &str, record: &Record) -> kube::Result<(bool, bool)> {
-        let mut ready = false;
-        if let (Some(rs), Some(hash)) = (record.replica_set(), record.labels.get(HASH)) {
-            let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-            let siblings = pods
-                .list(&ListParams::default().labels(&format!("{HASH}={hash}")))
-                .await?;
-            ready = siblings.items.iter().any(|p| {
-                let controlled = p
-                    .metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.controller == Some(true) && o.uid == rs.uid);
-                let new = p
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .is_some_and(|t| t.0.as_second() >= record.started.timestamp());
-                controlled && new && p.metadata.deletion_timestamp.is_none() && pod_ready(p)
-            });
-        }
-        let mut selects_hash = false;
-        if record.step == super::record::Step::Requested {
-            let services: Api<Service> = Api::namespaced(self.client.clone(), namespace);
-            selects_hash = services
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .any(|s| {
-                    let selector = s
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.selector.clone())
-                        .unwrap_or_default();
-                    !selector.is_empty()
-                        && selector.contains_key(HASH)
-                        && selector
-                            .iter()
-                            .all(|(k, v)| record.labels.get(k) == Some(v))
-                });
-        }
-        Ok((ready, selects_hash))
     }
 
     pub(super) async fn event(
@@ -276,11 +343,4 @@ impl Graceful {
     ) {
         crate::k8s::events::publish(&self.recorder, target, warning, reason, note).await;
     }
-}
-
-pub fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

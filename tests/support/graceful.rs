@@ -357,3 +357,92 @@ impl Drop for LogOnPanic {
         }
     }
 }
+
+/// The `graceful:` section most tests use: grace `grace` s, timeout 120 s,
+/// only `namespace` included.
+pub fn section(namespace: &str, grace: u64) -> String {
+    format!(
+        "  gracePeriodSeconds: {grace}\n  drainTimeoutSeconds: 120\n  namespaceSelector: {{include: [{namespace}]}}\n"
+    )
+}
+
+pub fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// The daemon serving the webhook for the scene's namespace (config section
+/// `graceful`), ready, its CA in the caBundle, and the VPA updater allowed to
+/// evict there. Drop the daemon before the webhook.
+pub async fn serve_graceful(scene: &Scene, graceful: &str) -> (Webhook, Daemon) {
+    let (env, client, ns) = (&scene.env, &scene.client, &scene.ns.name);
+    let port = admission_port();
+    let webhook = Webhook::create(client, ns, port).await;
+    let daemon = start_daemon(env, &scene.pool.name, port, &webhook.name, graceful);
+    {
+        let _log = LogOnPanic::of(&daemon);
+        daemon.wait_ready().await;
+        webhook.wait_ca_bundle().await;
+    }
+    allow_vpa_updater(client, ns).await;
+    (webhook, daemon)
+}
+
+/// Evicts `name` (answered 201) and returns what became of the pod: deleted
+/// by the eviction itself (a plain eviction), and/or marked for a graceful drain.
+pub async fn evicted(client: &Client, as_user: &Client, ns: &str, name: &str) -> (bool, bool) {
+    let (code, body) = evict(as_user, ns, name).await;
+    assert_eq!(code, 201, "{body}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    match pods.get_opt(name).await.unwrap() {
+        None => (true, false),
+        Some(p) => (
+            p.metadata.deletion_timestamp.is_some(),
+            label(&p, "node-drain.io/graceful") == Some("draining"),
+        ),
+    }
+}
+
+/// What a plain eviction leaves: the pod deleted, never marked.
+pub const PLAIN: (bool, bool) = (true, false);
+
+/// The user the testenv kubeconfig (and so the daemon) is.
+pub async fn whoami(client: &Client) -> String {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let review: SelfSubjectReview = serde_json::from_value(json!({})).unwrap();
+    let answer = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("a SelfSubjectReview");
+    answer
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .expect("a username")
+}
+
+/// Waits until the pod `name` is terminating or gone.
+pub async fn wait_deleted(client: &Client, ns: &str, name: &str, timeout: Duration) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_for("the old pod deleted", timeout, || async {
+        match pods.get_opt(name).await.map_err(|e| e.to_string())? {
+            Some(p) if p.metadata.deletion_timestamp.is_none() => {
+                Err(format!("labels {:?}", p.metadata.labels))
+            }
+            _ => Ok(Some(())),
+        }
+    })
+    .await
+}
+
+/// Waits until the Service `service` has `count` ready endpoints.
+pub async fn wait_ready_endpoints(client: &Client, ns: &str, service: &str, count: usize) {
+    wait_for("the ready endpoints", Duration::from_secs(60), || async {
+        let n = ready_endpoints(client, ns, service).await.len();
+        if n == count {
+            Ok(Some(()))
+        } else {
+            Err(format!("{n} of {count}"))
+        }
+    })
+    .await
+}

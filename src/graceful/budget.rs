@@ -1,0 +1,165 @@
+//! Burst safety. The webhook asks the PodDisruptionBudget with a dry-run
+//! eviction, and a dry run records nothing in the PDB: N evictions at once
+//! would each be told "allowed" by a PDB that allows one. So each admission
+//! counts the admissions of the same PDB's pods under way before it and the
+//! graceful drains node-drain has in flight; when there are any, the PDB's
+//! `disruptionsAllowed` (read fresh) must exceed them.
+//!
+//! What the disruption controller sees of a drain in flight: a replace-first
+//! pod still matches the PDB's selector and is Ready until it leaves its
+//! Services (its replacement is not counted until Ready, and a Ready one
+//! only raises the count while the old pod still serves): the PDB's status
+//! does not show the drain at all. So each drain in flight is counted, by
+//! the labels the pod had when it was evicted, until it is over (the pod
+//! deleted or restored) — a disruption the API would have recorded in
+//! `disruptedPods` until the pod was gone.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde_json::json;
+
+use crate::k8s::pods::selector_matches;
+
+/// The PDBs of a namespace that select `labels`.
+pub fn selecting<'a>(
+    pdbs: impl IntoIterator<Item = &'a PodDisruptionBudget>,
+    labels: &BTreeMap<String, String>,
+) -> Vec<&'a PodDisruptionBudget> {
+    pdbs.into_iter()
+        .filter(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|s| selector_matches(s, labels))
+        })
+        .collect()
+}
+
+/// The refusal the API would give if it had recorded the `in_flight`
+/// graceful drains this PDB covers; `None` when one more is allowed.
+pub fn refusal(pdb: &PodDisruptionBudget, in_flight: usize) -> Option<kube::core::Status> {
+    let status = pdb.status.clone().unwrap_or_default();
+    let allowed = i64::from(status.disruptions_allowed) - in_flight as i64;
+    if allowed > 0 {
+        return None;
+    }
+    let name = pdb.metadata.name.as_deref().unwrap_or_default();
+    serde_json::from_value(json!({
+        "status": "Failure", "code": 429, "reason": "TooManyRequests",
+        "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+        "details": {"causes": [{
+            "reason": "DisruptionBudget",
+            "message": format!(
+                "The disruption budget {name} needs {} healthy pods and has {} currently{}",
+                status.desired_healthy, status.current_healthy,
+                if in_flight > 0 {
+                    format!(" ({in_flight} of them being drained gracefully by node-drain)")
+                } else {
+                    String::new()
+                }
+            ),
+        }]},
+    }))
+    .ok()
+}
+
+/// The admissions under way, per PDB (namespace/name): each counts those
+/// that reserved before it, so N at once never see the same room twice,
+/// and none waits for another (no lock held across an API call).
+#[derive(Default)]
+pub struct Pending {
+    counts: DashMap<String, Arc<AtomicUsize>>,
+}
+
+/// Held until the drain is registered in flight (or refused).
+pub struct Reservation(Vec<Arc<AtomicUsize>>);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        for c in &self.0 {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Pending {
+    /// Reserves a place with each PDB named; returns, per name, how many
+    /// admissions had reserved before.
+    pub fn reserve(&self, namespace: &str, names: &[String]) -> (Reservation, Vec<usize>) {
+        let mut held = Vec::with_capacity(names.len());
+        let mut ahead = Vec::with_capacity(names.len());
+        for name in names {
+            let key = format!("{namespace}/{name}");
+            let count = self.counts.entry(key).or_default().clone();
+            ahead.push(count.fetch_add(1, Ordering::SeqCst));
+            held.push(count);
+        }
+        (Reservation(held), ahead)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdb(allowed: i32, selector: serde_json::Value) -> PodDisruptionBudget {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-budget", "namespace": "shop"},
+            "spec": {"minAvailable": 4, "selector": selector},
+            "status": {"disruptionsAllowed": allowed, "currentHealthy": 5, "desiredHealthy": 4,
+                       "expectedPods": 5, "observedGeneration": 1}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn drains_in_flight_use_up_the_budget() {
+        let one = pdb(1, json!({"matchLabels": {"app": "web"}}));
+        assert!(refusal(&one, 0).is_none());
+        let refused = refusal(&one, 1).expect("the one disruption is in flight");
+        assert_eq!(refused.code, 429);
+        assert_eq!(refused.reason, "TooManyRequests");
+        let cause = &refused.details.unwrap().causes[0];
+        assert!(cause
+            .message
+            .contains("disruption budget web-budget needs 4 healthy pods"));
+        assert!(refusal(&pdb(2, json!({})), 1).is_none());
+        assert!(refusal(&pdb(0, json!({})), 0).is_some());
+    }
+
+    #[test]
+    fn only_the_pdbs_selecting_the_pods_labels_count() {
+        let web = pdb(1, json!({"matchLabels": {"app": "web"}}));
+        let api = pdb(
+            1,
+            json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["api"]}]}),
+        );
+        let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
+        let chosen = selecting([&web, &api], &labels);
+        assert_eq!(chosen.len(), 1);
+        assert!(std::ptr::eq(chosen[0], &web));
+    }
+
+    #[test]
+    fn each_admission_counts_those_that_reserved_before_it() {
+        let pending = Pending::default();
+        let names = ["web-budget".to_string()];
+        let (first, ahead) = pending.reserve("shop", &names);
+        assert_eq!(ahead, [0]);
+        let (second, ahead) = pending.reserve("shop", &names);
+        assert_eq!(ahead, [1]);
+        assert_eq!(
+            pending.reserve("shop", &["api".into()]).1,
+            [0],
+            "another PDB"
+        );
+        assert_eq!(pending.reserve("other", &names).1, [0], "another namespace");
+        drop(first);
+        drop(second);
+        assert_eq!(pending.reserve("shop", &names).1, [0], "released");
+    }
+}
