@@ -174,6 +174,8 @@ const GRACEFUL_MUST: &[&str] = &[
     "patch pods -n kube-system",
     // Whether a Service selects pod-template-hash.
     "list services -n default",
+    // The webhook's watched cache of PodDisruptionBudgets.
+    "watch poddisruptionbudgets.policy -n default",
     // The leader's caBundle, on its own webhook configuration only.
     "get mutatingwebhookconfigurations.admissionregistration.k8s.io/node-drain-graceful -A",
     "patch mutatingwebhookconfigurations.admissionregistration.k8s.io/node-drain-graceful -A",
