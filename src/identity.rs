@@ -24,6 +24,18 @@ pub struct Identity {
     pub own_node: Option<String>,
 }
 
+/// `flag` when given, else node-drain's own namespace (downward API
+/// `POD_NAMESPACE`) in-cluster, else `default`.
+pub fn namespace_or_own(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| "default".into())
+}
+
 impl Identity {
     /// This process's identity, read from the environment the first time.
     pub fn from_env() -> Self {

@@ -17,11 +17,6 @@ use serde_json::json;
 use support::rotation::*;
 use support::*;
 
-const ONE_CPU: Requests = Requests {
-    cpu: "1",
-    memory: "1Gi",
-};
-
 /// `ROTATION_TEST_CAPACITY_FIRST=false` runs the same test with plain waves:
 /// how the min-ready assertion was seen to fail without capacity first.
 fn capacity_first() -> String {
@@ -185,18 +180,8 @@ async fn six_nodes_rotate_in_waves_of_two_and_no_replacement_waits_for_capacity(
 /// created again, and every wave reserved its capacity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_placeholder_deleted_under_a_wave_is_created_again() {
-    let scene = Scene::new(
-        "rot-gone",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "2"}])),
-    )
-    .await;
+    let (scene, _) = spread_pool("rot-gone", 2, json!([{"nodes": "2"}])).await;
     let (env, client, ns, pool) = (&scene.env, &scene.client, &scene.ns, &scene.pool);
-    let w = scene.workloads();
-    w.spread_deployment("web", 2, ONE_CPU).await;
-    pool.wait_ready_nodes(2, Duration::from_secs(180)).await;
-    w.wait_running("web", 2, Duration::from_secs(60)).await;
-    wait_nodepool_cpu_metrics(env, &pool.name, Some(8.0), None).await;
 
     let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &ns.name);
     let deleter = tokio::spawn(async move {
@@ -218,22 +203,7 @@ async fn a_placeholder_deleted_under_a_wave_is_created_again() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let out = run_node_drain(
-        env,
-        &[
-            "drain",
-            "--rotate",
-            "--nodepool-name",
-            &pool.name,
-            "--placeholder-namespace",
-            &ns.name,
-            "--drain-timeout",
-            "3m",
-            "--capacity-timeout",
-            "90s",
-        ],
-    )
-    .await;
+    let out = rotate(env, &pool.name, &ns.name, "90s").await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         deleter.is_finished(),
@@ -259,18 +229,8 @@ async fn a_placeholder_deleted_under_a_wave_is_created_again() {
 /// waits, then the wave is a plain one and the summary says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_room_under_the_nodepool_limit_the_rotation_falls_back_to_plain_waves() {
-    let scene = Scene::new(
-        "rot-limit",
-        "c-4x-amd64-linux",
-        Some(json!([{"nodes": "1"}])),
-    )
-    .await;
+    let (scene, _) = spread_pool("rot-limit", 2, json!([{"nodes": "1"}])).await;
     let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
-    let w = scene.workloads();
-    w.spread_deployment("web", 2, ONE_CPU).await;
-    pool.wait_ready_nodes(2, Duration::from_secs(180)).await;
-    w.wait_running("web", 2, Duration::from_secs(60)).await;
-    wait_nodepool_cpu_metrics(env, &pool.name, Some(8.0), None).await;
     let nodepools: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
         client.clone(),
         &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
@@ -289,22 +249,7 @@ async fn without_room_under_the_nodepool_limit_the_rotation_falls_back_to_plain_
         .await
         .unwrap();
 
-    let out = run_node_drain(
-        env,
-        &[
-            "drain",
-            "--rotate",
-            "--nodepool-name",
-            &pool.name,
-            "--placeholder-namespace",
-            &scene.ns.name,
-            "--drain-timeout",
-            "3m",
-            "--capacity-timeout",
-            "25s",
-        ],
-    )
-    .await;
+    let out = rotate(env, &pool.name, &scene.ns.name, "25s").await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     eprintln!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -390,4 +335,29 @@ impl PodWatch {
         let seen = self.seen.lock().unwrap().clone();
         seen
     }
+}
+
+/// `drain --rotate` of `pool`, capacity first, placeholders in `namespace`.
+async fn rotate(
+    env: &TestEnv,
+    pool: &str,
+    namespace: &str,
+    capacity_timeout: &str,
+) -> std::process::Output {
+    run_node_drain(
+        env,
+        &[
+            "drain",
+            "--rotate",
+            "--nodepool-name",
+            pool,
+            "--placeholder-namespace",
+            namespace,
+            "--drain-timeout",
+            "3m",
+            "--capacity-timeout",
+            capacity_timeout,
+        ],
+    )
+    .await
 }

@@ -118,12 +118,7 @@ async fn admin_rotate_replaces_the_pool_within_its_budget_and_a_pause_holds_the_
     );
 
     let now = names(&pool.wait_ready_nodes(6, Duration::from_secs(120)).await);
-    for original in &originals {
-        assert!(
-            !now.contains(original),
-            "{original} not replaced: {now:?}\n{log}"
-        );
-    }
+    assert_replaced(&originals, &now, &log);
     assert!(
         max_disrupted(&samples) <= 2,
         "max disrupted {}",

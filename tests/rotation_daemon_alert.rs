@@ -131,12 +131,7 @@ async fn an_alert_rotates_its_nodepool_once_and_an_unknown_nodepool_changes_noth
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     let log = daemon.log();
-    for original in &originals {
-        assert!(
-            !now.contains(original),
-            "{original} not replaced: {now:?}\n{log}"
-        );
-    }
+    assert_replaced(&originals, &now, &log);
     let starts = log.matches("rotation starting").count();
     assert_eq!(starts, 1, "rotations started:\n{log}");
     drop(daemon);

@@ -128,9 +128,7 @@ async fn an_alert_taking_a_node_of_the_reserving_wave_does_not_end_the_rotation(
         .filter(|n| n.metadata.deletion_timestamp.is_none())
         .filter_map(|n| n.metadata.name.clone())
         .collect();
-    for original in &originals {
-        assert!(!now.contains(original), "{original} not replaced: {now:?}");
-    }
+    assert_replaced(&originals, &now, "");
     drop(daemon);
     delete_lease(client, &lease).await;
     scene.cleanup().await;

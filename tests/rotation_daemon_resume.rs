@@ -69,12 +69,7 @@ async fn a_restarted_daemon_and_then_a_new_leader_resume_the_rotation() {
         .filter(|n| n.metadata.deletion_timestamp.is_none())
         .filter_map(|n| n.metadata.name.clone())
         .collect();
-    for original in &originals {
-        assert!(
-            !now.contains(original),
-            "{original} not replaced: {now:?}\n{log}"
-        );
-    }
+    assert_replaced(&originals, &now, &log);
     drop(second);
     delete_lease(client, &lease).await;
     scene.cleanup().await;

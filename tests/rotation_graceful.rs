@@ -16,7 +16,7 @@ mod support;
 
 use std::time::Duration;
 
-use graceful_support::{LogOnPanic, Webhook};
+use graceful_support::{whoami, LogOnPanic, Webhook};
 use rotation_graceful_support::*;
 use serde_json::json;
 use support::rotation::*;
@@ -116,12 +116,7 @@ async fn a_graceful_rotation_never_drops_a_ready_endpoint_and_replaces_every_nod
             .position(|(_, n)| *n >= NODES)
             .map(|i| dips(&deployment[i..], NODES)),
     );
-    for original in &originals {
-        assert!(
-            !now.contains(original),
-            "{original} not replaced: {now:?}\n{log}"
-        );
-    }
+    assert_replaced(&originals, &now, &log);
     assert!(
         max_disrupted(&samples) <= 2,
         "max disrupted {}",

@@ -51,11 +51,9 @@ async fn run(out: &str, pool: &str, namespace: &str) -> anyhow::Result<()> {
     }
 }
 
-fn ready(conditions: Option<Vec<(String, String)>>) -> bool {
-    conditions
-        .unwrap_or_default()
-        .iter()
-        .any(|(t, s)| t == "Ready" && s == "True")
+/// Whether the (type, status) conditions say Ready.
+fn ready<'a>(mut conditions: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+    conditions.any(|(t, s)| t == "Ready" && s == "True")
 }
 
 fn node(n: &Node) -> Value {
@@ -63,15 +61,8 @@ fn node(n: &Node) -> Value {
     let ann = |k: &str| m.annotations.as_ref().and_then(|a| a.get(k)).cloned();
     let label = |k: &str| m.labels.as_ref().and_then(|l| l.get(k)).cloned();
     let spec = n.spec.as_ref();
-    let conditions = n
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .map(|c| {
-            c.iter()
-                .map(|c| (c.type_.clone(), c.status.clone()))
-                .collect()
-        });
+    let conditions = n.status.iter().flat_map(|s| s.conditions.iter().flatten());
+    let conditions = conditions.map(|c| (c.type_.as_str(), c.status.as_str()));
     json!({
         "name": m.name,
         "unschedulable": spec.and_then(|s| s.unschedulable).unwrap_or(false),
@@ -88,15 +79,8 @@ fn node(n: &Node) -> Value {
 
 fn pod(p: &Pod) -> Value {
     let m = &p.metadata;
-    let conditions = p
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .map(|c| {
-            c.iter()
-                .map(|c| (c.type_.clone(), c.status.clone()))
-                .collect()
-        });
+    let conditions = p.status.iter().flat_map(|s| s.conditions.iter().flatten());
+    let conditions = conditions.map(|c| (c.type_.as_str(), c.status.as_str()));
     json!({
         "name": m.name,
         "uid": m.uid,

@@ -45,15 +45,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         ))
     })?;
     let identity = Identity::from_env();
-    let lease_namespace = args
-        .lease_namespace
-        .clone()
-        .or_else(|| {
-            std::env::var("POD_NAMESPACE")
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-        .unwrap_or_else(|| "default".into());
+    let lease_namespace = crate::identity::namespace_or_own(args.lease_namespace.as_deref());
     let lease_id = format!("{lease_namespace}/{}", args.lease_name);
     let fence = Fence::closed();
     let client = crate::k8s::client::fenced(global.kube_config, fence.clone()).await?;

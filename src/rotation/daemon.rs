@@ -52,15 +52,8 @@ impl Setup {
         config: crate::config::SharedConfig,
     ) -> Setup {
         let r = &args.rotation;
-        let placeholder_namespace = r
-            .placeholder_namespace
-            .clone()
-            .or_else(|| {
-                std::env::var("POD_NAMESPACE")
-                    .ok()
-                    .filter(|v| !v.is_empty())
-            })
-            .unwrap_or_else(|| "default".into());
+        let placeholder_namespace =
+            crate::identity::namespace_or_own(r.placeholder_namespace.as_deref());
         Setup {
             deps: crate::rotation::RotationDeps {
                 client,

@@ -330,3 +330,14 @@ pub async fn admin_rotate(daemon: &super::daemon::Daemon, nodepool: &str) -> ser
     let line = serde_json::json!({"cmd": "rotate", "nodepool": nodepool});
     daemon.admin(format!("{line}\n").as_bytes()).await
 }
+
+/// Every one of `originals` is gone from `now` (the pool's nodes after the
+/// rotation); the first one left is named, with `log`.
+pub fn assert_replaced(originals: &[String], now: &[String], log: &str) {
+    for original in originals {
+        assert!(
+            !now.contains(original),
+            "{original} not replaced: {now:?}\n{log}"
+        );
+    }
+}

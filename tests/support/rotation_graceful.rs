@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
@@ -20,20 +19,6 @@ use serde_json::json;
 
 use super::rotation::ONE_CPU;
 use super::*;
-
-/// The user the testenv kubeconfig (and so the daemon) is.
-pub async fn whoami(client: &Client) -> String {
-    let review: SelfSubjectReview = serde_json::from_value(json!({})).unwrap();
-    let answer = Api::<SelfSubjectReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await
-        .expect("a SelfSubjectReview");
-    answer
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.username)
-        .expect("a username")
-}
 
 /// A NodePool of `nodes` 4-CPU nodes under `budgets`, the Deployment `web` of
 /// one 1-CPU pod a node (hostname anti-affinity; pods annotated
