@@ -17,6 +17,7 @@ pub mod nodes;
 pub mod observe;
 pub mod rotation;
 pub mod slack;
+pub mod slack_script;
 pub mod workloads;
 
 #[allow(unused_imports)]
