@@ -318,7 +318,7 @@ fn problem_reason(pod: &Pod, phase: &str, node_ready: bool) -> Option<String> {
 
 #[path = "pods_removals.rs"]
 mod removals;
-pub use removals::{blockers, plan_removals, PlannedRemoval, Tier};
+pub use removals::{blockers, blocking, plan_removals, PlannedRemoval, Tier};
 
 #[cfg(test)]
 #[path = "pods_test_pods.rs"]

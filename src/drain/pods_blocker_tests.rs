@@ -172,3 +172,59 @@ fn the_plan_names_a_tolerating_blocker() {
         vec!["ns/p (no controller: a bare pod would not come back)".to_string()]
     );
 }
+
+/// What admission reads before it claims a node: the blockers only, named as
+/// the plan names them; none when forced; node-drain's own pod never blocks.
+#[test]
+fn blocking_is_what_admission_refuses_a_node_for() {
+    let named = |name: &str, owner: &str, annotations: Value| {
+        let mut p = pod(owner, annotations, &json!([]));
+        p.metadata.name = Some(name.into());
+        p
+    };
+    let dnd = json!({"karpenter.sh/do-not-disrupt": "true"});
+    let pods = vec![
+        named("web", "ReplicaSet", json!({})),
+        named("keep", "ReplicaSet", dnd.clone()),
+        named("debug", "", json!({})),
+        named("agent", "DaemonSet", dnd.clone()),
+        named("node-drain", "ReplicaSet", dnd.clone()),
+    ];
+    let own = PodRef {
+        namespace: "ns".into(),
+        name: "node-drain".into(),
+    };
+    let node = NodeContext {
+        own_pod: Some(&own),
+        ..ready()
+    };
+    let names = |force: bool| -> Vec<String> {
+        blocking(&pods, node, force)
+            .iter()
+            .filter_map(PlannedRemoval::blocker)
+            .collect()
+    };
+    // (what, force, the blockers named)
+    let cases: Vec<(&str, bool, Vec<&str>)> = vec![
+        (
+            "not forced: the do-not-disrupt pod and the bare pod",
+            false,
+            vec![
+                "ns/keep (karpenter.sh/do-not-disrupt: \"true\")",
+                "ns/debug (no controller: a bare pod would not come back)",
+            ],
+        ),
+        (
+            "forced: the drain evicts them, nothing blocks",
+            true,
+            vec![],
+        ),
+    ];
+    for (what, force, want) in cases {
+        assert_eq!(names(force), want, "{what}");
+    }
+    assert!(
+        blocking(&pods[..1], node, false).is_empty(),
+        "a node of evictable pods"
+    );
+}

@@ -89,3 +89,16 @@ pub fn plan_removals(pods: &[Pod], node: NodeContext<'_>) -> Vec<PlannedRemoval>
 pub fn blockers(planned: &[PlannedRemoval]) -> Vec<String> {
     planned.iter().filter_map(PlannedRemoval::blocker).collect()
 }
+
+/// The pods that keep a node from being drained, read before it is claimed:
+/// none when forced (the drain evicts them in their tier), else the blockers
+/// among its planned removals, as the drain would find them.
+pub fn blocking(pods: &[Pod], node: NodeContext<'_>, force: bool) -> Vec<PlannedRemoval> {
+    if force {
+        return vec![];
+    }
+    plan_removals(pods, node)
+        .into_iter()
+        .filter(|p| p.blocker().is_some())
+        .collect()
+}

@@ -281,6 +281,11 @@ pub async fn run_queue(daemon: std::sync::Arc<Daemon>, mut rx: mpsc::Receiver<Jo
                     }
                     Admitted::Queued { .. } => ("accepted", "queued".to_string()),
                     Admitted::Ignored { metric, .. } => ("ignored", metric.clone()),
+                    // Said once; the alerts that find the same blockers are repeats.
+                    Admitted::Blocked { repeat, .. } => (
+                        if *repeat { "duplicate" } else { "ignored" },
+                        "blocked".into(),
+                    ),
                 };
                 metrics.alert(outcome, &reason);
                 info!(trigger = trigger.as_str(), admitted = %json!(admitted), "alert admitted");

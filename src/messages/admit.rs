@@ -78,16 +78,27 @@ pub enum Admitted {
         reason: String,
         metric: String,
     },
+    /// The node holds pods that block a drain (`namespace/name (why)`, as the
+    /// plan and the drain name them): it was not claimed, nothing changed.
+    /// `repeat`: these blockers were said already, not said again.
+    Blocked {
+        node: String,
+        blockers: Vec<String>,
+        repeat: bool,
+    },
 }
 
 impl Admitted {
     /// Whether the alert that asked is settled: a drain started or is queued,
     /// or it can never apply (no such node, outside the managed NodePools, no
     /// node named). Anything else (a node held by another run, do-not-disrupt,
-    /// already draining here, an error) may succeed on the next send.
+    /// blocking pods, already draining here, an error) may succeed on the
+    /// next send: a blocker goes (its do-not-disrupt duration elapses, the
+    /// bare pod ends), and the next send must drain.
     pub fn settles_alert(&self) -> bool {
         match self {
             Admitted::Started { .. } | Admitted::Cordoned { .. } | Admitted::Queued { .. } => true,
+            Admitted::Blocked { .. } => false,
             Admitted::Ignored { metric, .. } => matches!(
                 metric.as_str(),
                 "unknown-node" | "unmanaged-node" | "no-node-label" | "ambiguous-ip"

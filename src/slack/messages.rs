@@ -50,6 +50,14 @@ pub enum Notice {
         reason: String,
         blockers: Vec<String>,
     },
+    /// A node an alert asked to drain holds blocking pods: it was not
+    /// cordoned. Said once per set of blockers.
+    NodeBlocked {
+        cluster: String,
+        node: String,
+        trigger: String,
+        blockers: Vec<String>,
+    },
     RunFinished {
         cluster: String,
         nodepool: String,
@@ -190,6 +198,24 @@ pub fn payload(notice: &Notice) -> Value {
             let title = format!("{}❌ {node} NOT drained: {reason}", cluster_label(cluster));
             let mut blocks = vec![section(&format!(
                 "*{title}*\nThe node was restored. Blocking pods and PodDisruptionBudgets:"
+            ))];
+            blocks.extend(list_sections(blockers, MAX_BLOCKS - blocks.len()));
+            (title, blocks)
+        }
+        Notice::NodeBlocked {
+            cluster,
+            node,
+            trigger,
+            blockers,
+        } => {
+            let title = format!(
+                "{}⛔ {node} NOT drained: blocked by {}",
+                cluster_label(cluster),
+                blockers.join(", ")
+            );
+            let mut blocks = vec![section(&format!(
+                "*{}⛔ {node} NOT drained: blocking pods*\nAsked by: {trigger}. Nothing was changed (the node was not cordoned); the alert's next send drains it once these are gone:",
+                cluster_label(cluster)
             ))];
             blocks.extend(list_sections(blockers, MAX_BLOCKS - blocks.len()));
             (title, blocks)

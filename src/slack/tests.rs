@@ -155,3 +155,35 @@ fn messages_carry_what_the_sre_needs() {
         .unwrap()
         .contains("8 nodes × drainRate 0.36 → 2 node(s)"));
 }
+
+#[test]
+fn a_blocked_node_names_its_blockers_and_that_nothing_changed() {
+    let p = payload(&Notice::NodeBlocked {
+        cluster: "prod".into(),
+        node: "n1".into(),
+        trigger: "alert NodeDiskPressure node=n1".into(),
+        blockers: vec!["team-a/keep-7d9 (karpenter.sh/do-not-disrupt: \"true\")".into()],
+    });
+    let text = p["text"].as_str().unwrap();
+    assert_eq!(
+        text,
+        "[prod] ⛔ n1 NOT drained: blocked by team-a/keep-7d9 (karpenter.sh/do-not-disrupt: \"true\")"
+    );
+    let first = p["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(
+        first.contains("alert NodeDiskPressure node=n1") && first.contains("not cordoned"),
+        "{first}"
+    );
+    // Hundreds of blockers stay within Slack's limits.
+    let many: Vec<String> = (0..500)
+        .map(|i| format!("ns/pod-{i} (no controller)"))
+        .collect();
+    let p = payload(&Notice::NodeBlocked {
+        cluster: String::new(),
+        node: "n1".into(),
+        trigger: "admin".into(),
+        blockers: many,
+    });
+    assert!(p["text"].as_str().unwrap().chars().count() <= MAX_SECTION_CHARS);
+    assert!(p["blocks"].as_array().unwrap().len() <= MAX_BLOCKS);
+}

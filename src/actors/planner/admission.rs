@@ -32,6 +32,8 @@ pub struct Facts {
     /// The node already counts as disrupted (NotReady, deleting): draining it
     /// takes no budget.
     pub already_disrupted: bool,
+    /// Its pods that block a drain, read before any claim (`blocked.rs`).
+    pub blockers: Vec<crate::drain::pods::PlannedRemoval>,
 }
 
 fn ignored(reason: impl Into<String>, metric: &str) -> Admitted {
@@ -173,6 +175,7 @@ pub async fn gather(
         node: name,
         nodepool,
         allowed,
+        blockers: vec![],
     }))
 }
 
@@ -185,14 +188,18 @@ impl PlannerActor {
         }
         let client = self.client.clone();
         let own_node = self.deps.identity.own_node.clone();
+        let own_pod = self.deps.identity.own_pod.clone();
         let query = msg.clone();
         Box::pin(
-            async move { gather(&client, &query, own_node.as_deref()).await }
-                .into_actor(self)
-                .map(move |facts, act, ctx| match facts? {
-                    Ok(facts) => Ok(act.decide(msg, facts, ctx)),
-                    Err(ignored) => Ok(ignored),
-                }),
+            async move {
+                let facts = gather(&client, &query, own_node.as_deref()).await?;
+                super::blocked::read_blockers(&client, &query, facts, own_pod.as_ref()).await
+            }
+            .into_actor(self)
+            .map(move |facts, act, ctx| match facts? {
+                Ok(facts) => Ok(act.decide(msg, facts, ctx)),
+                Err(ignored) => Ok(ignored),
+            }),
         )
     }
 
@@ -207,6 +214,9 @@ impl PlannerActor {
         if msg.action == Action::Cordon {
             self.cordon(node.clone(), msg.trigger.clone(), ctx);
             return Admitted::Cordoned { node };
+        }
+        if let Some(blocked) = self.blocked(&facts, &msg.trigger, ctx) {
+            return blocked;
         }
         // One set for the budget and the cap: the drains the API server shows
         // and this process's own runs that have not claimed their node yet.
@@ -278,6 +288,10 @@ impl PlannerActor {
             let next = match result {
                 Ok(Admitted::Started { .. } | Admitted::Cordoned { .. }) => true,
                 Ok(Admitted::Queued { .. }) => false,
+                Ok(Admitted::Blocked { .. }) => {
+                    act.drop_pending(&node);
+                    true
+                }
                 Ok(Admitted::Ignored { reason, .. }) => {
                     info!(node = node.as_str(), reason = reason.as_str(), "a queued request is dropped");
                     act.drop_pending(&node);

@@ -6,6 +6,7 @@
 
 mod actor;
 mod admission;
+mod blocked;
 mod handlers;
 mod notices;
 mod own_node;
@@ -50,6 +51,8 @@ pub struct PlannerActor {
     runs: HashMap<RunId, Run>,
     /// The admin socket's pause: new requests are refused, runs go on.
     paused: bool,
+    /// Nodes found blocked at admission: each said once per set of blockers.
+    blocked_nodes: crate::alerts::dedupe::BlockedNodes,
     /// Requests waiting for room in their NodePool (node, request).
     pending: std::collections::VecDeque<(String, crate::messages::Admit)>,
     /// A round of `retry_pending` is under way (one request at a time).
@@ -63,6 +66,10 @@ impl PlannerActor {
             deps,
             runs: HashMap::new(),
             paused: false,
+            blocked_nodes: crate::alerts::dedupe::BlockedNodes::new(
+                blocked::SAY_AGAIN_AFTER,
+                blocked::REMEMBERED,
+            ),
             pending: Default::default(),
             retrying: false,
         }
