@@ -191,15 +191,12 @@ impl PlannerActor {
         let own_pod = self.deps.identity.own_pod.clone();
         let query = msg.clone();
         Box::pin(
-            async move {
-                let facts = gather(&client, &query, own_node.as_deref()).await?;
-                super::blocked::read_blockers(&client, &query, facts, own_pod.as_ref()).await
-            }
-            .into_actor(self)
-            .map(move |facts, act, ctx| match facts? {
-                Ok(facts) => Ok(act.decide(msg, facts, ctx)),
-                Err(ignored) => Ok(ignored),
-            }),
+            async move { super::blocked::facts(&client, &query, own_node, own_pod).await }
+                .into_actor(self)
+                .map(move |facts, act, ctx| match facts? {
+                    Ok(facts) => Ok(act.decide(msg, facts, ctx)),
+                    Err(ignored) => Ok(ignored),
+                }),
         )
     }
 

@@ -32,14 +32,16 @@ pub(super) const SAY_AGAIN_AFTER: Duration = Duration::from_secs(12 * 3600);
 /// Blocked nodes remembered at most.
 pub(super) const REMEMBERED: usize = 10_000;
 
-/// Reads the node's blockers into `facts` (a drain-node request not forced;
-/// a cordon evicts nothing and a forced drain evicts the blockers).
-pub(super) async fn read_blockers(
+/// What admission needs (`admission::gather`), with the node's blockers read
+/// for a drain-node request that is not forced (a cordon evicts nothing; a
+/// forced drain evicts the blockers).
+pub(super) async fn facts(
     client: &Client,
     msg: &Admit,
-    facts: std::result::Result<Facts, Admitted>,
-    own_pod: Option<&PodRef>,
+    own_node: Option<String>,
+    own_pod: Option<PodRef>,
 ) -> Result<std::result::Result<Facts, Admitted>> {
+    let facts = super::admission::gather(client, msg, own_node.as_deref()).await?;
     let Ok(mut facts) = facts else {
         return Ok(facts);
     };
@@ -54,7 +56,7 @@ pub(super) async fn read_blockers(
         // how a stuck or failing pod is removed does).
         ready: !facts.already_disrupted,
         now: chrono::Utc::now(),
-        own_pod,
+        own_pod: own_pod.as_ref(),
     };
     facts.blockers = blocking(&pods, context, false);
     Ok(Ok(facts))
