@@ -87,7 +87,7 @@ async fn a_blocked_node_is_said_blocked_once_and_never_cordoned_by_repeats() {
     let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
     let w = scene.workloads();
     w.deployment("web", 1, SMALL, 2).await;
-    let pods = w.wait_running("web", 1, Duration::from_secs(120)).await;
+    let pods = w.wait_running("web", 1, Duration::from_secs(300)).await;
     let node = node_of(&pods[0]);
     let hostname = hostname_of(client, &node).await;
     w.pinned(
@@ -200,7 +200,7 @@ async fn a_blocked_node_is_said_blocked_once_and_never_cordoned_by_repeats() {
         .delete("keep", &Default::default())
         .await
         .expect("delete the blocker");
-    wait_for("the blocker gone", Duration::from_secs(60), || async {
+    wait_for("the blocker gone", Duration::from_secs(240), || async {
         let left = w.pods("keep").await.len();
         if left == 0 {
             Ok(Some(()))
@@ -214,7 +214,7 @@ async fn a_blocked_node_is_said_blocked_once_and_never_cordoned_by_repeats() {
         client,
         &node,
         "the node drained and retired once unblocked",
-        Duration::from_secs(180),
+        Duration::from_secs(300),
     )
     .await;
     let status: Value = daemon.admin(b"{\"cmd\":\"status\"}\n").await;
