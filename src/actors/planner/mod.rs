@@ -10,6 +10,7 @@ mod handlers;
 mod notices;
 mod own_node;
 pub mod plan;
+mod queue;
 pub mod reconcile;
 mod run_id;
 mod runs;
@@ -54,6 +55,9 @@ pub struct PlannerActor {
     pending: std::collections::VecDeque<(String, crate::messages::Admit)>,
     /// A round of `retry_pending` is under way (one request at a time).
     retrying: bool,
+    /// The queued requests' records on their nodes (node → the value), for
+    /// their removal (`queue`).
+    records: HashMap<String, String>,
 }
 
 impl PlannerActor {
@@ -65,6 +69,7 @@ impl PlannerActor {
             paused: false,
             pending: Default::default(),
             retrying: false,
+            records: HashMap::new(),
         }
     }
 }
