@@ -67,6 +67,8 @@ fn node(n: &Node) -> Value {
         "name": m.name,
         "unschedulable": spec.and_then(|s| s.unschedulable).unwrap_or(false),
         "state": ann("node-drain.io/state"),
+        "runId": ann("node-drain.io/run-id"),
+        "queued": ann("node-drain.io/queued").is_some(),
         "cordonedBy": ann("node-drain.io/cordoned-by"),
         "deleting": m.deletion_timestamp.is_some(),
         "ready": ready(conditions),

@@ -14,18 +14,18 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::serve_role::RoleLabel;
 use super::{checked_nodepool, prometheus_client};
 use crate::actors::{Actors, Deps};
 use crate::alerts::dedupe::Dedupe;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::DaemonConfig;
-use crate::drain::PodRef;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::ingress::intake::{mailbox, run_queue, watch_token, Daemon};
 use crate::k8s::fence::Fence;
 use crate::k8s::lease::{Elector, LeaseSettings, Role};
-use crate::messages::{FlushNotifications, HandOver, RecoverNodes};
+use crate::messages::{FlushNotifications, HandOver, RecoverNodes, Requeue, Target};
 use crate::slack::WebhookUrl;
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
@@ -276,7 +276,7 @@ async fn reconcile_when_leader(
                 info!(error = %mailbox(e), "reconciliation stops: the actors are gone");
                 return;
             }
-            Ok(Ok(done)) => {
+            Ok(Ok(mut done)) => {
                 if !(done.resumed.is_empty() && done.retired.is_empty()) {
                     info!(
                         resumed = done.resumed.join(",").as_str(),
@@ -284,6 +284,7 @@ async fn reconcile_when_leader(
                         "took over nodes an earlier node-drain left"
                     );
                 }
+                requeue(&daemon, std::mem::take(&mut done.queued)).await;
                 if first {
                     info!("reconciled: admitting alerts and requests");
                     // Unfinished rotations recorded on the managed NodePools go on
@@ -311,54 +312,29 @@ async fn reconcile_when_leader(
     }
 }
 
-/// This replica's Pod, which the leader labels (none outside a Pod).
-#[derive(Clone)]
-struct RoleLabel {
-    client: kube::Client,
-    own: Option<PodRef>,
-}
-
-impl RoleLabel {
-    /// Whether the label is in place (or there is no Pod to label).
-    async fn claim(&self) -> bool {
-        let Some(own) = &self.own else {
-            return true;
-        };
-        match crate::k8s::role_label::claim(&self.client, own).await {
-            Ok(unlabelled) => {
-                info!(
-                    pod = own.name.as_str(),
-                    unlabelled = unlabelled.join(",").as_str(),
-                    "labelled this Pod the leader: the webhook Service routes here"
-                );
-                true
-            }
-            Err(e) => {
-                warn!(
-                    error = e.as_str(),
-                    "could not label this Pod the leader; retrying"
-                );
-                false
-            }
-        }
+/// The requests an earlier leader queued (recorded on their nodes), queued
+/// again in their order, as asked then (the rule's settings recorded) under
+/// this daemon's NodePools and cap.
+async fn requeue(daemon: &Daemon, found: Vec<crate::drain::queued::Found>) {
+    if found.is_empty() {
+        return;
     }
-
-    async fn resign(&self) {
-        let Some(own) = &self.own else {
-            return;
-        };
-        let unlabel = crate::k8s::role_label::resign(&self.client, own);
-        match tokio::time::timeout(Duration::from_secs(2), unlabel).await {
-            Ok(Ok(())) => info!(
-                pod = own.name.as_str(),
-                "took the leader label off this Pod"
-            ),
-            Ok(Err(e)) => warn!(
-                error = e.as_str(),
-                "could not take the leader label off this Pod"
-            ),
-            Err(_) => warn!("taking the leader label off this Pod timed out"),
-        }
+    let requests = found
+        .into_iter()
+        .map(|f| {
+            let settings = f.record.settings.apply(daemon.settings(None));
+            let admit = daemon.admit(
+                f.record.action,
+                Target::Node(f.node.clone()),
+                settings,
+                f.record.trigger.clone(),
+                None,
+            );
+            (f, admit)
+        })
+        .collect();
+    if let Err(e) = daemon.actors.planner.send(Requeue(requests)).await {
+        warn!(error = %mailbox(e), "could not queue again what an earlier leader queued");
     }
 }
 

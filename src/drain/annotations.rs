@@ -27,6 +27,9 @@ pub const LEASE: &str = "node-drain.io/lease";
 /// The run's drain settings (JSON), so whoever resumes the node drains it as
 /// it was asked (a `retire: none` drain is never retired by a takeover).
 pub const SETTINGS: &str = "node-drain.io/settings";
+/// A request the daemon's leader queued for want of room (JSON, see
+/// `drain::queued`): the next leader admits it again. The claim removes it.
+pub const QUEUED: &str = "node-drain.io/queued";
 
 /// What the annotations say.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -173,19 +176,25 @@ pub struct Claimant<'a> {
 }
 
 /// The claim: intent and cordon in one PATCH, only if the Node is still the one
-/// read (`resource_version`). `has_annotations`: a Node without any needs the
-/// map created first. `was_unschedulable` is kept from an orphan's record.
+/// read (`resource_version`). `annotations`: the Node's as read (none: the map
+/// is created first; a queued request's record goes with the claim, in the same
+/// PATCH, so no restart sees the node both claimed and waiting, or neither).
+/// `was_unschedulable` is kept from an orphan's record.
 pub fn claim_patch(
     resource_version: &str,
-    has_annotations: bool,
+    annotations: Option<&BTreeMap<String, String>>,
     who: &Claimant<'_>,
     was_unschedulable: bool,
     now: DateTime<Utc>,
 ) -> Value {
     let mut ops =
         vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version})];
-    if !has_annotations {
-        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+    match annotations {
+        None => ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}})),
+        Some(a) if a.contains_key(QUEUED) => {
+            ops.push(json!({"op": "remove", "path": pointer(QUEUED)}))
+        }
+        Some(_) => {}
     }
     ops.extend(set_ops(&[
         (STATE, Phase::Cordoned.as_str().into()),
@@ -274,6 +283,20 @@ pub fn drained_patch(run_id: &str, retirement: &str) -> Value {
             (RETIREMENT, retirement.into()),
         ]),
     )
+}
+
+/// Records a queued request (a merge patch: the Node may have no annotations).
+pub fn queued_patch(value: &str) -> Value {
+    json!({"metadata": {"annotations": {QUEUED: value}}})
+}
+
+/// Removes a queued request's record, only if it is still `value` (a later
+/// record, or none, is left alone: the patch fails with 422).
+pub fn unqueue_patch(value: &str) -> Value {
+    json!([
+        {"op": "test", "path": pointer(QUEUED), "value": value},
+        {"op": "remove", "path": pointer(QUEUED)},
+    ])
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ fn patches_test_what_they_depend_on() {
         lease: Some("ns/node-drain"),
         settings: &settings,
     };
-    let claim = claim_patch("42", false, &who, false, now);
+    let claim = claim_patch("42", None, &who, false, now);
     let text = claim.to_string();
     assert!(text.contains(r#""value":"ns/node-drain""#), "{text}");
     let written: BTreeMap<String, String> = claim
@@ -158,4 +158,35 @@ fn patches_test_what_they_depend_on() {
     assert_eq!(no_beat[2]["value"], "7");
     let keep = restore_patch("run-1", false, "r");
     assert!(!keep.to_string().contains("unschedulable"));
+}
+
+#[test]
+fn the_claim_removes_a_queued_record_and_only_then() {
+    let settings = RecordedSettings {
+        force: false,
+        on_timeout: super::super::OnTimeout::Restore,
+        drain_timeout_seconds: 600,
+        retire: super::super::Retire::None,
+    };
+    let who = Claimant {
+        run_id: "run-1",
+        holder: "host",
+        lease: None,
+        settings: &settings,
+    };
+    let now = at("2026-11-29T10:00:00Z");
+    let removes = |p: &Value| {
+        p.as_array().unwrap().iter().any(|op| {
+            op["op"] == "remove" && op["path"] == "/metadata/annotations/node-drain.io~1queued"
+        })
+    };
+    let queued = BTreeMap::from([(QUEUED.to_string(), "{}".to_string())]);
+    assert!(removes(&claim_patch("1", Some(&queued), &who, false, now)));
+    let other = BTreeMap::from([(STATE.to_string(), "restored".to_string())]);
+    assert!(!removes(&claim_patch("1", Some(&other), &who, false, now)));
+    assert!(!removes(&claim_patch("1", None, &who, false, now)));
+    let unqueue = unqueue_patch("v");
+    assert_eq!(unqueue[0]["op"], "test");
+    assert_eq!(unqueue[0]["value"], "v");
+    assert_eq!(queued_patch("v")["metadata"]["annotations"][QUEUED], "v");
 }

@@ -11,6 +11,7 @@ pub mod machine;
 pub mod pods;
 pub mod presence;
 pub mod progress;
+pub mod queued;
 pub mod recovery;
 
 use std::time::Duration;

@@ -117,3 +117,9 @@ pub struct SetPaused(pub bool);
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<String>")]
 pub struct HandOver;
+
+/// Requests an earlier leader queued (see `Recovered::queued`), oldest first:
+/// each waits in the planner's queue as if it had just been queued here.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Requeue(pub Vec<(crate::drain::queued::Found, Admit)>);

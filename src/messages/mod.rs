@@ -8,7 +8,7 @@ mod notify;
 mod plan;
 mod run;
 
-pub use admit::{Admit, Admitted, HandOver, Release, SetPaused, Target};
+pub use admit::{Admit, Admitted, HandOver, Release, Requeue, SetPaused, Target};
 pub use evict::RemovePod;
 pub use notify::{FlushNotifications, GetNotifierStats, Notify};
 pub use plan::{MeasureAllocateRates, PlanWave};

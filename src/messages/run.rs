@@ -79,6 +79,11 @@ pub struct Recovered {
     pub restored: Vec<String>,
     pub resumed: Vec<String>,
     pub retired: Vec<String>,
+    /// Requests an earlier leader of this Lease queued (recorded on their
+    /// nodes), oldest first, that this process does not know yet: the daemon
+    /// admits them again (`Requeue`) before it takes new alerts.
+    #[serde(skip)]
+    pub queued: Vec<crate::drain::queued::Found>,
 }
 
 /// A NodeDrainActor finished with its node (for good: drained, or not).

@@ -107,7 +107,7 @@ pub async fn claim(cx: &RunContext, node: &str) -> Result<(), StepError> {
     };
     let patch = claim_patch(
         &resource_version,
-        current.metadata.annotations.is_some(),
+        current.metadata.annotations.as_ref(),
         &who,
         was_unschedulable,
         now,

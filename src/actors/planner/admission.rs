@@ -244,6 +244,7 @@ impl PlannerActor {
                     reason = reason.as_str(),
                     "queued until there is room"
                 );
+                self.record_queued(&node, &msg, ctx);
                 self.pending.push_back((node.clone(), msg));
             }
             return Admitted::Queued { node, reason };
@@ -261,7 +262,10 @@ impl PlannerActor {
             ctx,
         ) {
             Ok(run_id) => Admitted::Started { run_id, node },
-            Err(e) => ignored(e.to_string(), "refused"),
+            Err(e) => {
+                self.forget_queued(&node, ctx);
+                ignored(e.to_string(), "refused")
+            }
         }
     }
 
@@ -291,12 +295,18 @@ impl PlannerActor {
                 }
                 Ok(Admitted::Ignored { reason, .. }) => {
                     info!(node = node.as_str(), reason = reason.as_str(), "a queued request is dropped");
-                    act.drop_pending(&node);
+                    act.drop_pending(&node, ctx);
                     true
+                }
+                // The API server did not answer (an outage, a restart): the
+                // request waits on, in its place, for the next tick.
+                Err(e @ Error::Kube { .. }) => {
+                    warn!(node = node.as_str(), error = %e, "a queued request could not be admitted now; it waits");
+                    false
                 }
                 Err(e) => {
                     warn!(node = node.as_str(), error = %e, "a queued request could not be admitted; dropped");
-                    act.drop_pending(&node);
+                    act.drop_pending(&node, ctx);
                     true
                 }
             };
@@ -307,8 +317,10 @@ impl PlannerActor {
         ctx.spawn(fut);
     }
 
-    /// A waiting request that will not run: its alert may be sent again.
-    fn drop_pending(&mut self, node: &str) {
+    /// A waiting request that will not run: its alert may be sent again, and
+    /// its record goes.
+    fn drop_pending(&mut self, node: &str, ctx: &mut Context<Self>) {
+        self.forget_queued(node, ctx);
         for (_, msg) in self.pending.iter().filter(|p| p.0 == node) {
             if let Some(release) = &msg.release {
                 release.forget();

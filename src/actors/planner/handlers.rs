@@ -7,7 +7,7 @@ use super::PlannerActor;
 use crate::error::{Error, Result};
 use crate::messages::{
     Admit, Admitted, AwaitRun, CancelNode, CancelRun, GetStatus, HandOver, NodeDrainFinished,
-    PlanWave, RecoverNodes, Recovered, RunId, RunReport, SetPaused, StartRun,
+    PlanWave, RecoverNodes, Recovered, Requeue, RunId, RunReport, SetPaused, StartRun,
 };
 use crate::plan::WavePlan;
 
@@ -62,6 +62,8 @@ impl Handler<NodeDrainFinished> for PlannerActor {
     type Result = ();
 
     fn handle(&mut self, msg: NodeDrainFinished, ctx: &mut Self::Context) {
+        // A queued request's record that landed after the claim goes too.
+        self.forget_queued(&msg.node, ctx);
         self.node_finished(msg, ctx)
     }
 }
@@ -118,8 +120,18 @@ impl Handler<HandOver> for PlannerActor {
     type Result = ResponseFuture<Vec<String>>;
 
     fn handle(&mut self, _msg: HandOver, ctx: &mut Self::Context) -> Self::Result {
+        // The queued requests stay recorded on their nodes for the next leader.
         self.pending.clear();
+        self.records.clear();
         self.paused = true;
         Box::pin(self.hand_over(ctx))
+    }
+}
+
+impl Handler<Requeue> for PlannerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Requeue, ctx: &mut Self::Context) {
+        self.requeue(msg, ctx)
     }
 }

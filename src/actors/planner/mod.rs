@@ -11,6 +11,7 @@ mod handlers;
 mod notices;
 mod own_node;
 pub mod plan;
+mod queue;
 pub mod reconcile;
 mod run_id;
 mod runs;
@@ -57,6 +58,9 @@ pub struct PlannerActor {
     pending: std::collections::VecDeque<(String, crate::messages::Admit)>,
     /// A round of `retry_pending` is under way (one request at a time).
     retrying: bool,
+    /// The queued requests' records on their nodes (node → the value), for
+    /// their removal (`queue`).
+    records: HashMap<String, String>,
 }
 
 impl PlannerActor {
@@ -72,6 +76,7 @@ impl PlannerActor {
             ),
             pending: Default::default(),
             retrying: false,
+            records: HashMap::new(),
         }
     }
 }

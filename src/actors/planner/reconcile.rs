@@ -91,6 +91,11 @@ async fn recover_io(
     let listed = nodes::of_nodepools(client, pools)
         .await
         .map_err(|(what, e)| Error::kube(what, e))?;
+    // Requests an earlier leader of this Lease queued: admitted again by the
+    // daemon, oldest first (the CLI has no queue).
+    if let Some(lease) = &msg.lease {
+        recovered.queued = super::queue::read_records(client, &listed, lease, &msg.nodepools).await;
+    }
     let now = chrono::Utc::now();
     for node in listed {
         let name = node.metadata.name.clone().unwrap_or_default();
