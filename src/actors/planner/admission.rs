@@ -290,7 +290,7 @@ impl PlannerActor {
                 Ok(Admitted::Started { .. } | Admitted::Cordoned { .. }) => true,
                 Ok(Admitted::Queued { .. }) => false,
                 Ok(Admitted::Blocked { .. }) => {
-                    act.drop_pending(&node);
+                    act.drop_pending(&node, ctx);
                     true
                 }
                 Ok(Admitted::Ignored { reason, .. }) => {
