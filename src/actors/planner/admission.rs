@@ -238,18 +238,11 @@ impl PlannerActor {
             } else {
                 format!("the NodePool's disruption budget: {}", facts.allowed.1)
             };
-            if !self.pending.iter().any(|p| p.0 == node) {
-                info!(
-                    node = node.as_str(),
-                    reason = reason.as_str(),
-                    "queued until there is room"
-                );
-                self.record_queued(&node, &msg, ctx);
-                self.pending.push_back((node.clone(), msg));
-            }
+            self.enqueue(node.clone(), msg, &reason, ctx);
             return Admitted::Queued { node, reason };
         }
         self.pending.retain(|p| p.0 != node);
+        self.merged.remove(&node);
         match self.start_run(
             StartRun {
                 nodepool: facts.nodepool,
@@ -317,14 +310,56 @@ impl PlannerActor {
         ctx.spawn(fut);
     }
 
-    /// A waiting request that will not run: its alert may be sent again, and
-    /// its record goes.
+    /// Queues `msg` for `node`, or merges it into the request already
+    /// waiting for that node: the later request's alert is kept with it (freed
+    /// with it if it never runs), and a forced request takes the place of one
+    /// that is not (a blocker must not turn the forced alert away).
+    fn enqueue(&mut self, node: String, msg: Admit, reason: &str, ctx: &mut Context<Self>) {
+        let Some(waiting) = self.pending.iter_mut().find(|p| p.0 == node) else {
+            info!(node = node.as_str(), reason, "queued until there is room");
+            self.record_queued(&node, &msg, ctx);
+            self.pending.push_back((node, msg));
+            return;
+        };
+        let replaces = msg.settings.force && !waiting.1.settings.force;
+        let kept = if replaces {
+            info!(
+                node = node.as_str(),
+                trigger = msg.trigger.as_str(),
+                "a forced request takes the place of the one waiting for the node"
+            );
+            std::mem::replace(&mut waiting.1, msg)
+        } else {
+            msg
+        };
+        if let Some(release) = kept.release.clone() {
+            self.merged.entry(node.clone()).or_default().push(release);
+        }
+        if replaces {
+            let waiting = self
+                .pending
+                .iter()
+                .find(|p| p.0 == node)
+                .map(|p| p.1.clone());
+            // The record follows (a merge patch over the old one).
+            self.records.remove(&node);
+            if let Some(waiting) = waiting {
+                self.record_queued(&node, &waiting, ctx);
+            }
+        }
+    }
+
+    /// A waiting request that will not run: its alert (and every alert merged
+    /// into it) may be sent again, and its record goes.
     fn drop_pending(&mut self, node: &str, ctx: &mut Context<Self>) {
         self.forget_queued(node, ctx);
         for (_, msg) in self.pending.iter().filter(|p| p.0 == node) {
             if let Some(release) = &msg.release {
                 release.forget();
             }
+        }
+        for release in self.merged.remove(node).unwrap_or_default() {
+            release.forget();
         }
         self.pending.retain(|p| p.0 != node);
     }

@@ -123,6 +123,7 @@ impl Handler<HandOver> for PlannerActor {
         // The queued requests stay recorded on their nodes for the next leader.
         self.pending.clear();
         self.records.clear();
+        self.merged.clear();
         self.paused = true;
         Box::pin(self.hand_over(ctx))
     }

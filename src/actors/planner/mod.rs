@@ -61,6 +61,9 @@ pub struct PlannerActor {
     /// The queued requests' records on their nodes (node → the value), for
     /// their removal (`queue`).
     records: HashMap<String, String>,
+    /// The alerts of later requests merged into a waiting one (node → their
+    /// releases): freed if the waiting request never runs.
+    merged: HashMap<String, Vec<crate::messages::Release>>,
 }
 
 impl PlannerActor {
@@ -77,6 +80,7 @@ impl PlannerActor {
             pending: Default::default(),
             retrying: false,
             records: HashMap::new(),
+            merged: HashMap::new(),
         }
     }
 }
