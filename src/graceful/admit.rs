@@ -1,24 +1,46 @@
-//! The webhook's IO around the pure decisions of `admission`: read the pod,
-//! ask the Eviction API whether the PDB allows it (a dry run as node-drain),
-//! record the drain on the pod, start its task, answer. Every failure on the
-//! way lets the eviction through unchanged: the webhook never blocks an
-//! eviction the API would allow (`failurePolicy: Ignore` says the same).
+//! The webhook's IO around the pure decisions of `admission`: read the pod
+//! and its PDB (both watched), refuse at once where the PDB as watched has
+//! no room left for it (what is under way counted), else ask the Eviction
+//! API whether the PDB allows it (a dry run as node-drain), record the drain
+//! on the pod, start its task, answer. Only an admission that can succeed
+//! waits for the API. Every failure on the way lets the eviction through
+//! unchanged (`failurePolicy: Ignore` says the same).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::admission::{as_dry_run, refused, screen, unchanged, AdmissionReview, Screen};
+use super::admission::{
+    as_dry_run, refused, screen, unchanged, AdmissionRequest, AdmissionReview, Screen,
+};
 use super::budget;
 use super::record::{Record, LABEL, LABEL_VALUE};
+use super::view;
 use super::worker::Graceful;
 use crate::config::current;
+
+/// Where an admission's time went: its calls to the API, and of them the
+/// dry-run eviction (the rest is waiting for a thread and deciding).
+#[derive(Default)]
+struct Spent {
+    api: Duration,
+    dry_run: Duration,
+}
+
+impl Spent {
+    async fn api<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let answer = call.await;
+        self.api += started.elapsed();
+        answer
+    }
+}
 
 impl Graceful {
     /// The answer to one AdmissionReview.
@@ -26,8 +48,9 @@ impl Graceful {
         let Some(request) = review.request else {
             return unchanged("");
         };
-        let started = std::time::Instant::now();
-        let (outcome, answer) = self.decide(&request).await;
+        let started = Instant::now();
+        let mut spent = Spent::default();
+        let (outcome, answer) = self.decide(&request, &mut spent).await;
         crate::telemetry::metrics::get().admission(outcome);
         info!(
             namespace = request.namespace.as_str(),
@@ -35,6 +58,8 @@ impl Graceful {
             user = request.user_info.username.as_str(),
             outcome,
             millis = started.elapsed().as_millis() as u64,
+            api_millis = spent.api.as_millis() as u64,
+            dry_run_millis = spent.dry_run.as_millis() as u64,
             "admission: pods/eviction"
         );
         answer
@@ -42,7 +67,8 @@ impl Graceful {
 
     async fn decide(
         self: &Arc<Self>,
-        request: &super::admission::AdmissionRequest,
+        request: &AdmissionRequest,
+        spent: &mut Spent,
     ) -> (&'static str, Value) {
         let uid = request.uid.as_str();
         let config = current(&self.config).graceful.clone();
@@ -63,12 +89,12 @@ impl Graceful {
         let cached = self.caches.get().and_then(|c| c.pod(&namespace, &name));
         let from_cache = cached.is_some();
         let answer = self
-            .candidate(request, &config, &namespace, &name, cached)
+            .candidate(request, &config, &namespace, &name, cached, spent)
             .await;
         match answer {
             // The cached pod was stale (its record not written): once more, read.
             None if from_cache => self
-                .candidate(request, &config, &namespace, &name, None)
+                .candidate(request, &config, &namespace, &name, None, spent)
                 .await
                 .unwrap_or(("error", unchanged(uid))),
             None => ("error", unchanged(uid)),
@@ -76,22 +102,23 @@ impl Graceful {
         }
     }
 
-    /// The decision on a candidate's pod (`cached`: its metadata from the
-    /// watch, else read now). `None`: the record's write met a newer pod.
+    /// The decision on a candidate's pod (`cached`: as watched, else read
+    /// now). `None`: the record's write met a newer pod.
     async fn candidate(
         self: &Arc<Self>,
-        request: &super::admission::AdmissionRequest,
+        request: &AdmissionRequest,
         config: &super::GracefulConfig,
         namespace: &str,
         name: &str,
-        cached: Option<ObjectMeta>,
+        cached: Option<Arc<Pod>>,
+        spent: &mut Spent,
     ) -> Option<(&'static str, Value)> {
         let uid = request.uid.as_str();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let m = match cached {
-            Some(m) => m,
-            None => match pods.get_opt(name).await {
-                Ok(Some(p)) => p.metadata,
+        let pod = match cached {
+            Some(p) => p,
+            None => match spent.api(pods.get_opt(name)).await {
+                Ok(Some(p)) => Arc::new(p),
                 Ok(None) => return Some(("pod-gone", unchanged(uid))),
                 Err(e) => {
                     warn!(pod = name, error = %e, "admission: could not read the pod; eviction let through");
@@ -99,6 +126,7 @@ impl Graceful {
                 }
             },
         };
+        let m = &pod.metadata;
         if m.deletion_timestamp.is_some() {
             return Some(("terminating", unchanged(uid)));
         }
@@ -115,11 +143,11 @@ impl Graceful {
             return Some(("error", unchanged(uid)));
         };
         // The PDBs that select the pod, and what is under way against each:
-        // the admissions that reserved before this one and the drains in flight.
+        // the admissions that reserved before this one and the drains.
         let pdbs: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), namespace);
         let listed = match self.caches.get().and_then(|c| c.pdbs(namespace)) {
             Some(l) => l,
-            None => match pdbs.list(&ListParams::default()).await {
+            None => match spent.api(pdbs.list(&ListParams::default())).await {
                 Ok(l) => l.items,
                 Err(e) => {
                     warn!(pod = name, error = %e, "admission: could not list the PDBs; eviction let through");
@@ -133,14 +161,24 @@ impl Graceful {
             .filter_map(|p| p.metadata.name.clone())
             .collect();
         let (reservation, ahead) = self.pending.reserve(namespace, &names);
-        let under_way: Vec<usize> = selected
-            .iter()
-            .zip(ahead)
-            .map(|(p, ahead)| {
-                let selector = p.spec.as_ref().and_then(|s| s.selector.clone());
-                ahead + self.in_flight_selected(namespace, &selector.unwrap_or_default(), &pod_uid)
-            })
-            .collect();
+        let under_way = |pdb: &PodDisruptionBudget, ahead: usize| {
+            ahead + self.in_flight_against(namespace, pdb, &pod_uid)
+        };
+        // The PDB as watched has no room left: refused now, as the API
+        // would refuse a Running, Ready pod (it lets others go under rules
+        // of its own, and refuses a pod with two PDBs otherwise: both are
+        // left to the dry run).
+        if let ([pdb], true) = (selected.as_slice(), view::running_ready(&pod)) {
+            let n = under_way(pdb, ahead[0]);
+            if let Some(status) = budget::refusal(pdb, n) {
+                let outcome = if n > 0 {
+                    "refused-pdb-in-flight"
+                } else {
+                    "refused-pdb-watched"
+                };
+                return Some((outcome, refused(uid, &status)));
+            }
+        }
         // Would the PDB allow it? Asked as node-drain, as a dry run (this
         // webhook lets its own dry run through unchanged).
         let probe = EvictParams {
@@ -156,7 +194,10 @@ impl Graceful {
                 ..Default::default()
             }),
         };
-        match pods.evict(name, &probe).await {
+        let before = spent.api;
+        let dry_run = spent.api(pods.evict(name, &probe)).await;
+        spent.dry_run = spent.api - before;
+        match dry_run {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 429 => {
                 return Some(("refused-pdb", refused(uid, &status)));
@@ -167,16 +208,22 @@ impl Graceful {
             }
         }
         // The dry run counted nothing under way: where anything is, the PDB
-        // (read fresh) must allow more than that.
-        for (pdb, n) in names.iter().zip(under_way).filter(|(_, n)| *n > 0) {
-            let fresh = match pdbs.get(pdb).await {
+        // (read fresh: the watch may lag) must allow more than that.
+        for (pdb, ahead) in names.iter().zip(ahead) {
+            let watched = selected
+                .iter()
+                .find(|p| p.metadata.name.as_ref() == Some(pdb));
+            if watched.is_none_or(|p| under_way(p, ahead) == 0) {
+                continue;
+            }
+            let fresh = match spent.api(pdbs.get(pdb)).await {
                 Ok(p) => p,
                 Err(e) => {
                     warn!(pod = name, error = %e, "admission: could not read the PDB; eviction let through");
                     return Some(("error", unchanged(uid)));
                 }
             };
-            if let Some(status) = budget::refusal(&fresh, n) {
+            if let Some(status) = budget::refusal(&fresh, under_way(&fresh, ahead)) {
                 return Some(("refused-pdb-in-flight", refused(uid, &status)));
             }
         }
@@ -188,10 +235,10 @@ impl Graceful {
             m.owner_references.clone().unwrap_or_default(),
         );
         let patch = record.mark_patch(m.resource_version.as_deref());
-        if let Err(e) = pods
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        let written = spent
+            .api(pods.patch(name, &PatchParams::default(), &Patch::Merge(&patch)))
+            .await;
+        if let Err(e) = written {
             if crate::k8s::api_code(&e) == Some(409) {
                 // A newer pod than read: the caller reads it again (and then
                 // finds another eviction's record, if that was the change).

@@ -1,18 +1,12 @@
 //! Burst safety. The webhook asks the PodDisruptionBudget with a dry-run
 //! eviction, and a dry run records nothing in the PDB: N evictions at once
 //! would each be told "allowed" by a PDB that allows one. So each admission
-//! counts the admissions of the same PDB's pods under way before it and the
-//! graceful drains node-drain has in flight; when there are any, the PDB's
-//! `disruptionsAllowed` (read fresh) must exceed them.
-//!
-//! What the disruption controller sees of a drain in flight: a replace-first
-//! pod still matches the PDB's selector and is Ready until it leaves its
-//! Services (its replacement is not counted until Ready, and a Ready one
-//! only raises the count while the old pod still serves): the PDB's status
-//! does not show the drain at all. So each drain in flight is counted, by
-//! the labels the pod had when it was evicted, until it is over (the pod
-//! deleted or restored) — a disruption the API would have recorded in
-//! `disruptedPods` until the pod was gone.
+//! counts the admissions of the same PDB's pods under way before it
+//! (`Pending`) and the graceful drains the PDB must count (`flight`); the
+//! PDB's `disruptionsAllowed` must exceed them, or the admission is refused
+//! as the API would refuse it (`refusal`). Checked first against the PDB as
+//! watched (a refusal needs no API call), then, where anything is under
+//! way, against its status read fresh after the dry run.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -7,10 +7,14 @@
 //!
 //! - decide (pure): `config` (the `graceful:` section), `admission` (the
 //!   AdmissionReview in, the answer out), `record` (the pod's annotation and
-//!   the patches between steps), `step` (the next step of one pod);
+//!   the patches between steps), `step` (the next step of one pod), `budget`
+//!   (a PDB's refusal), `flight` (the drains a PDB counts), `view` (what is
+//!   kept and read of a watched pod);
 //! - do: `worker` (a task per pod, the leader's reconciler), `act` (one
 //!   step's write, log, Event, metric), `admit` (the webhook's reads and
-//!   writes), `start` (the server in `serve`); `tls` (the certificate, `caBundle`).
+//!   writes), `cache` (the watched pods and PDBs), `facts` (the
+//!   replacement, the Services), `start` (the server in `serve`); `tls` (the
+//!   certificate, `caBundle`).
 
 mod act;
 pub mod admission;
@@ -19,12 +23,14 @@ pub mod budget;
 mod cache;
 pub mod config;
 mod facts;
+mod flight;
 pub mod record;
 pub mod reload;
 
 pub mod start;
 pub mod step;
 pub mod tls;
+pub mod view;
 pub mod worker;
 
 pub use config::GracefulConfig;

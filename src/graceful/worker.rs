@@ -4,15 +4,17 @@
 //! is: the leader's reconciler LISTs the labelled pods every few seconds and
 //! starts a task for each one without (after a restart, on a new leader).
 //! Plain tokio tasks, not an actor: a task owns one pod and needs no mailbox;
-//! the map of pods in flight keeps two tasks off one pod.
+//! the map of pods in flight keeps two tasks off one pod. A waiting task is
+//! woken by the watched cache (its pod or a ReplicaSet's pod changed) or by
+//! a timer (the grace period, the timeout, a reloaded config); it reads the
+//! API again after each write and every BACKSTOP, in case a watch misses.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dashmap::DashMap;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::Recorder;
@@ -27,10 +29,19 @@ use crate::config::{current, SharedConfig};
 use crate::k8s::fence::Fence;
 use crate::k8s::lease::Role;
 
-/// A drain in flight, as a PDB sees it.
-pub struct Drain {
-    namespace: String,
-    labels: BTreeMap<String, String>,
+/// How often a waiting task reads the API rather than the watched cache.
+pub const BACKSTOP: Duration = Duration::from_secs(30);
+/// The longest a waiting task sleeps without a look (a reloaded config's
+/// grace period or timeout applies within it).
+const LOOK: Duration = Duration::from_secs(5);
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The pod was deleted (or found deleted or gone): PDBs count it on.
+    Deleted,
+    /// Restored, dropped, or no longer leader.
+    Left,
 }
 
 pub struct Graceful {
@@ -42,9 +53,10 @@ pub struct Graceful {
     pub(super) fence: Fence,
     /// This daemon's Lease: it resumes only the drains recorded under it.
     pub(super) lease: String,
-    /// Pods (by UID) a task is draining now: their namespace and the labels
-    /// they had when evicted (what a PDB selected them by).
-    in_flight: DashMap<String, Drain>,
+    /// Pods (by UID) a task is draining now, and those deleted that a PDB
+    /// may still count: their namespace and the labels they had when
+    /// evicted (what a PDB selected them by).
+    in_flight: super::flight::InFlight,
     /// Whether the marked pods were listed (and their drains registered)
     /// since this process last became the leader: until then the drains in
     /// flight are not all known, and the webhook lets evictions through.
@@ -54,7 +66,8 @@ pub struct Graceful {
     /// The watched pods and PDBs (`spawn_caches`); unset, the webhook reads.
     pub(super) caches: std::sync::OnceLock<Arc<super::cache::Caches>>,
     recorder: Recorder,
-    /// How long a task sleeps between two reads of its pod.
+    /// How long a task sleeps between two reads of its pod without the
+    /// watched cache (and after a failed read, four times that).
     tick: Duration,
 }
 
@@ -74,7 +87,7 @@ impl Graceful {
             role,
             fence,
             lease,
-            in_flight: DashMap::new(),
+            in_flight: Default::default(),
             synced: AtomicBool::new(false),
             pending: Default::default(),
             caches: Default::default(),
@@ -101,19 +114,18 @@ impl Graceful {
         self.in_flight.len()
     }
 
-    /// The drains in flight in `namespace` whose pods `selector` selected,
-    /// other than the pod `except`.
-    pub fn in_flight_selected(
+    /// The graceful drains `pdb` (of `namespace`, its status as read) must
+    /// count, other than the pod `except`: see `flight`.
+    pub fn in_flight_against(
         &self,
         namespace: &str,
-        selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+        pdb: &k8s_openapi::api::policy::v1::PodDisruptionBudget,
         except: &str,
     ) -> usize {
-        self.in_flight
-            .iter()
-            .filter(|d| d.key() != except && d.namespace == namespace)
-            .filter(|d| crate::k8s::pods::selector_matches(selector, &d.labels))
-            .count()
+        let caches = self.caches.get();
+        self.in_flight.against(namespace, pdb, except, |selector| {
+            caches.and_then(|c| c.healthy_selected(namespace, selector))
+        })
     }
 
     /// Starts draining a marked pod unless a task already does; `labels`
@@ -125,16 +137,12 @@ impl Graceful {
         name: &str,
         labels: BTreeMap<String, String>,
     ) {
-        let drain = Drain {
-            namespace: namespace.to_string(),
-            labels,
-        };
-        if self.in_flight.insert(uid.to_string(), drain).is_none() {
+        if self.in_flight.start(uid, namespace, labels) {
             let this = self.clone();
             let (uid, namespace, name) = (uid.to_string(), namespace.to_string(), name.to_string());
             tokio::spawn(async move {
-                this.drive(&uid, &namespace, &name).await;
-                this.in_flight.remove(&uid);
+                let ended = this.drive(&uid, &namespace, &name).await;
+                this.in_flight.end(&uid, ended == Ended::Deleted);
             });
         }
     }
@@ -146,6 +154,7 @@ impl Graceful {
         let mut role = self.role.clone();
         tokio::spawn(async move {
             loop {
+                this.in_flight.sweep();
                 if this.leading() {
                     match this.resume().await {
                         Ok(()) => this.synced.store(true, Ordering::SeqCst),
@@ -181,7 +190,7 @@ impl Graceful {
                 .as_ref()
                 .is_none_or(|r| r.lease.as_deref().is_none_or(|l| l == self.lease));
             if let (Some(uid), Some(ns), Some(name), true) = (&m.uid, &m.namespace, &m.name, ours) {
-                if m.deletion_timestamp.is_none() && !self.in_flight.contains_key(uid) {
+                if m.deletion_timestamp.is_none() && !self.in_flight.contains(uid) {
                     info!(
                         namespace = ns.as_str(),
                         pod = name.as_str(),
@@ -195,7 +204,7 @@ impl Graceful {
         Ok(())
     }
 
-    async fn drive(&self, uid: &str, namespace: &str, name: &str) {
+    async fn drive(&self, uid: &str, namespace: &str, name: &str) -> Ended {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let target = ObjectReference {
             api_version: Some("v1".into()),
@@ -206,12 +215,19 @@ impl Graceful {
             ..Default::default()
         };
         let caches = self.caches.get().cloned();
-        // The first read and the one after a write are the API's (the
-        // watch may not have the write yet); the others the watch's.
+        // The first read, the one after a write (the watch may not have
+        // it yet) and one every BACKSTOP are the API's; the others the watch's.
         let mut fresh = true;
+        let mut read_at = Instant::now();
         loop {
             if !self.leading() {
-                return;
+                return Ended::Left;
+            }
+            if read_at.elapsed() >= BACKSTOP {
+                fresh = true;
+            }
+            if fresh {
+                read_at = Instant::now();
             }
             // Armed before the read: a change after it ends the wait below.
             let changed = caches.as_ref().map(|c| c.changed.clone());
@@ -223,14 +239,14 @@ impl Graceful {
             let watched = caches
                 .as_ref()
                 .filter(|_| !fresh)
-                .and_then(|c| c.drain(namespace, name))
+                .and_then(|c| c.pod(namespace, name))
                 .filter(|p| p.metadata.uid.as_deref() == Some(uid));
-            fresh = false;
+            let read_fresh = std::mem::take(&mut fresh);
             let pod = match watched {
                 Some(p) => p,
                 None => match pods.get_opt(name).await {
-                    Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => p,
-                    Ok(_) => return,
+                    Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => Arc::new(p),
+                    Ok(_) => return Ended::Deleted,
                     Err(e) => {
                         warn!(pod = name, error = %e, "graceful drain: could not read the pod; retrying");
                         tokio::time::sleep(self.tick * 4).await;
@@ -253,7 +269,7 @@ impl Graceful {
                     let _ = pods
                         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await;
-                    return;
+                    return Ended::Left;
                 }
             };
             let config = current(&self.config).graceful.clone();
@@ -264,7 +280,7 @@ impl Graceful {
                 ..Facts::default()
             };
             if !facts.terminating && !facts.excluded {
-                match self.read_facts(namespace, &record).await {
+                match self.read_facts(namespace, &record, read_fresh).await {
                     Ok((ready, hash)) => {
                         facts.replacement_ready = ready;
                         facts.service_selects_hash = hash;
@@ -282,7 +298,7 @@ impl Graceful {
             let action = next(&record, facts, grace, timeout, now);
             let written = match action {
                 Action::Wait => Ok(Flow::Next),
-                Action::Done => return,
+                Action::Done => return Ended::Deleted,
                 _ => {
                     let step = Step {
                         pods: &pods,
@@ -296,7 +312,10 @@ impl Graceful {
                 }
             };
             match written {
-                Ok(Flow::Finished) => return,
+                Ok(Flow::Finished) => {
+                    let deleted = matches!(action, Action::Delete { .. });
+                    return if deleted { Ended::Deleted } else { Ended::Left };
+                }
                 Ok(Flow::Next) => fresh = action != Action::Wait,
                 // A conflict: the pod changed under us; read it again at once.
                 Err(e) if crate::k8s::api_code(&e) == Some(409) => {
@@ -307,20 +326,28 @@ impl Graceful {
                     warn!(namespace, pod = name, action = ?action, error = %e, "graceful drain: step failed; retrying")
                 }
             }
-            // Until the pod changes, or this step next needs a look: the
-            // replacement's readiness is not watched (a tick), the grace
-            // period is a timer (at most 5 s, for a reloaded config).
-            let look = match (&caches, record.step, record.isolated_at) {
-                (None, ..) => self.tick,
-                (Some(_), super::record::Step::Isolated, Some(at))
-                    if record.mode != Some(super::record::Mode::IsolateFirst) =>
-                {
-                    let due = (at + grace).min(record.started + timeout) - Utc::now();
-                    due.to_std()
-                        .unwrap_or_default()
-                        .clamp(self.tick / 5, Duration::from_secs(5))
+            // Until the watch wakes it (the pod or a ReplicaSet's pod
+            // changed), or the next thing due: the timeout, the end of the
+            // grace period, a look for a reloaded config, the backstop.
+            let look = match &caches {
+                None => self.tick,
+                Some(_) => {
+                    let mut due = record.started + timeout;
+                    if let (super::record::Step::Isolated, Some(at)) =
+                        (record.step, record.isolated_at)
+                    {
+                        due = due.min(at + grace);
+                    }
+                    let backstop = BACKSTOP.saturating_sub(read_at.elapsed());
+                    // Past due (the grace period over, the replacement
+                    // awaited): the watch wakes it.
+                    (due - Utc::now())
+                        .to_std()
+                        .unwrap_or(LOOK)
+                        .min(LOOK)
+                        .min(backstop)
+                        .max(self.tick / 5)
                 }
-                (Some(_), ..) => self.tick,
             };
             match notified.as_mut().as_pin_mut() {
                 Some(n) => {

@@ -371,3 +371,26 @@ pub async fn wait_ready_endpoints(client: &Client, ns: &str, service: &str, coun
     })
     .await
 }
+
+/// No room for a replacement: the pool may not grow, its nodes cordoned.
+/// `room(true)` undoes it.
+pub async fn room(scene: &Scene, open: bool) {
+    let limits = if open {
+        json!({"cpu": "100"})
+    } else {
+        json!({"cpu": "1"})
+    };
+    scene.pool.set_limits(limits).await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(scene.client.clone());
+    for node in scene.pool.nodes().await {
+        let cordon = json!({"spec": {"unschedulable": !open}});
+        nodes
+            .patch(
+                node.metadata.name.as_deref().unwrap(),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&cordon),
+            )
+            .await
+            .expect("cordon");
+    }
+}
