@@ -325,3 +325,7 @@ impl super::PlannerActor {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
