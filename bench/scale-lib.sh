@@ -42,6 +42,33 @@ ready_nodes() { # ready_nodes POOL WANT
   if ((n >= $2)); then echo ok; else echo "$n of $2 Ready"; fi
 }
 
+# The bench's own KWOK: testenv's (KWOK's default parallelism, 4 pod stages and
+# 4 node-lease renewals at a time) fell behind at 500 nodes on this machine: pods
+# came up at 10 a second, node leases lapsed past the node lifecycle
+# controller's 40 s grace, so nodes went NotReady, the controller marked their
+# pods NotReady, and KWOK's pod-ready stage (Pending pods only) never made them
+# Ready again: the Deployments stalled below their replicas with no pod Pending.
+# The bench's nodes carry `kwok.node-drain.io/kubelet=dead`, the label testenv's
+# KWOK leaves alone (testenv/kill-kubelet's), and this one manages exactly them,
+# with the same stages and more parallelism; it stops with the bench.
+KWOK_PID=
+start_kwok() {
+  # Pod IPs from a range of their own (10.80.0.0/12), not testenv's.
+  sed -e 's|^  cidr: .*|  cidr: "10.80.0.1/12"|' -e 's|^  manageNodesWithLabelSelector: .*|  manageNodesWithLabelSelector: kwok.node-drain.io/kubelet=dead,node-drain.io/bench=scale|' \
+    -e "s|^  nodeLeaseDurationSeconds: .*|&\n  podPlayStageParallelism: ${BENCH_KWOK_PARALLELISM:-32}\n  nodePlayStageParallelism: ${BENCH_KWOK_PARALLELISM:-32}\n  nodeLeaseParallelism: ${BENCH_KWOK_PARALLELISM:-32}|" \
+    testenv/config/kwok.yaml >"$WORK/kwok.yaml"
+  grep -q 'kubelet=dead,node-drain.io/bench=scale' "$WORK/kwok.yaml" || { echo "bench/scale: could not derive the KWOK config" >&2; return 1; }
+  setsid "$TESTENV_BIN/kwok" --kubeconfig="$KUBECONFIG" --config="$WORK/kwok.yaml" \
+    --server-address="127.0.0.1:$((20000 + RANDOM % 20000))" >"$WORK/kwok.log" 2>&1 </dev/null &
+  KWOK_PID=$!
+}
+
+stop_kwok() {
+  [[ -n "$KWOK_PID" ]] && kill -- "-$KWOK_PID" 2>/dev/null
+  KWOK_PID=
+  true
+}
+
 # make_nodes POOL N: the NodePool (never consolidated, expired or grown by
 # Karpenter) and N NodeClaims of it; waits until N nodes are Ready.
 make_nodes() {
@@ -67,7 +94,7 @@ YAML
 ---
 apiVersion: karpenter.sh/v1
 kind: NodeClaim
-metadata: {name: $pool-$i, labels: {karpenter.sh/nodepool: $pool, node-drain.io/bench: scale}}
+metadata: {name: $pool-$i, labels: {karpenter.sh/nodepool: $pool, node-drain.io/bench: scale, kwok.node-drain.io/kubelet: dead}}
 spec:
   expireAfter: Never
   nodeClassRef: {group: karpenter.kwok.sh, kind: KWOKNodeClass, name: default}
@@ -119,7 +146,35 @@ YAML
     done
   } >"$WORK/pods.yaml"
   K apply -f "$WORK/pods.yaml" >/dev/null
-  wait_until "$p pods Running" $((300 + p / 20)) running_pods "$ns" "$p"
+  # Like wait_until, but a count that stops moving for a minute is explained.
+  local deadline=$((SECONDS + 300 + p / 20)) out last=0 was= still=$SECONDS
+  while ((SECONDS < deadline)); do
+    out=$(running_pods "$ns" "$p" 2>/dev/null || true)
+    [[ "$out" == ok* ]] && return 0
+    [[ "$out" != "$was" ]] && was=$out still=$SECONDS
+    if ((SECONDS - last >= 30)); then echo "   waiting for $p pods Running: $out" >&2; last=$SECONDS; fi
+    if ((SECONDS - still >= 60)); then pod_census "$ns" >&2; still=$SECONDS; fi
+    sleep 3
+  done
+  echo "   gave up waiting for $p pods Running: $out" >&2
+  pod_census "$ns" >&2
+  return 1
+}
+
+# pod_census NS: where the missing replicas are (one LIST of the namespace's
+# pods and ReplicaSets, only when the count stalls).
+pod_census() {
+  echo "   census of $1 $(date -u +%H:%M:%S):"
+  K get replicasets -n "$1" -o json | jq -r '[.items[] | {want: .spec.replicas, have: (.status.replicas // 0),
+      ready: (.status.readyReplicas // 0)}] | "     ReplicaSets: want \(map(.want) | add), have \(map(.have) | add), ready \(map(.ready) | add)"'
+  K get pods -n "$1" -o json | jq -r '.items | "     pods: \(length) exist; " + ([.[] |
+      if .metadata.deletionTimestamp then "terminating"
+      elif (.spec.nodeName // "") == "" then "unscheduled"
+      elif .status.phase != "Running" then "on a node, phase \(.status.phase)"
+      elif ((.status.conditions // []) | any(.type == "Ready" and .status == "True")) then "Running and Ready"
+      else "Running, not Ready" end] | group_by(.) | map("\(length) \(.[0])") | join(", "))'
+  K get pods -n "$1" -o json | jq -r '[.items[] | select(.status.phase != "Running" or .metadata.deletionTimestamp)][:3][] |
+      "     e.g. \(.metadata.name) on \(.spec.nodeName // "-"): phase \(.status.phase), \(.status.conditions // [] | map("\(.type)=\(.status) \(.reason // "")") | join("; "))"'
 }
 
 prometheus_nodes() { # prometheus_nodes POOL WANT: Karpenter's node count for POOL, as Prometheus has it
@@ -146,11 +201,18 @@ teardown() {
   SAMPLER= DAEMON=
   [[ -z "${POOL:-}" ]] && return 0
   echo "   cleaning up $POOL $(date -u +%H:%M:%S)" >&2
+  # The namespace controller deleted pods at about 6 a second (one
+  # DeleteCollection, then KWOK finalizing each: two writes a pod); here the
+  # controllers go first (orphaning), then the pods at grace 0, several
+  # kubectl at once (19 a second on a 500-node run).
+  K delete deployments,replicasets --all -n "$NS" --cascade=orphan --wait=false >/dev/null 2>&1 || true
+  K get pods -n "$NS" -o name 2>/dev/null | xargs -r -P 6 -n 300 "$TESTENV_BIN/kubectl" delete -n "$NS" \
+    --grace-period=0 --force --wait=false --ignore-not-found >/dev/null 2>&1 || true
   K delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   wait_until "namespace $NS gone" 600 sh -c "'$TESTENV_BIN/kubectl' get namespace '$NS' >/dev/null 2>&1 && echo still there || echo ok" || true
   K delete nodeclaims -l "karpenter.sh/nodepool=$POOL" --wait=false >/dev/null 2>&1 || true
   K delete nodepool "$POOL" --wait=false >/dev/null 2>&1 || true
-  K delete lease -n default "$POOL" >/dev/null 2>&1 || true
+  K delete lease -n default "$POOL-new" "$POOL-baseline" --ignore-not-found >/dev/null 2>&1 || true
   wait_until "nodes of $POOL gone" 600 sh -c "n=\$('$TESTENV_BIN/kubectl' get nodes -l karpenter.sh/nodepool=$POOL --no-headers 2>/dev/null | wc -l); [ \$n = 0 ] && echo ok || echo \$n left" || true
   echo "   cleaned up $POOL $(date -u +%H:%M:%S)" >&2
   POOL= NS=

@@ -3,7 +3,10 @@
 //! not one LIST after another (on 1,000 nodes the plan took one LIST's round
 //! trip per node of the wave), and only the nodes the wave may take are listed:
 //! a node kept out by a blocking pod makes the next oldest come in, as before.
+//! And the reconciliation (every 10 s while idle) reads the managed nodes'
+//! metadata only, and the full Node of only those whose record it acts on.
 
+mod fake_api;
 mod support;
 
 use std::collections::BTreeSet;
@@ -180,4 +183,128 @@ async fn a_blocked_node_brings_the_next_oldest_in_and_nothing_more_is_listed() {
     let listed: BTreeSet<String> = s.listed.iter().cloned().collect();
     assert_eq!(listed, names(0..WAVE + 2), "{:?}", s.listed);
     assert_eq!(s.listed.len(), WAVE + 2, "each node listed once");
+}
+
+/// The requests the reconciliation's fake answered: "METHOD path (Accept)".
+async fn recover_fake(requests: Arc<Mutex<Vec<String>>>, nodes: Vec<Value>) -> Server {
+    serve(move |r| {
+        let requests = requests.clone();
+        let nodes = nodes.clone();
+        async move {
+            let path = r.target.split('?').next().unwrap_or_default().to_string();
+            let accept = r.header("accept").unwrap_or_default().to_string();
+            requests
+                .lock()
+                .unwrap()
+                .push(format!("{} {path} ({accept})", r.method));
+            let by_name = |name: &str| {
+                nodes
+                    .iter()
+                    .find(|n| n["metadata"]["name"] == name)
+                    .cloned()
+            };
+            match (r.method.as_str(), path.as_str()) {
+                ("GET", "/api/v1/nodes") if accept.contains("as=PartialObjectMetadataList") => {
+                    let items: Vec<Value> = nodes
+                        .iter()
+                        .map(|n| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                        "metadata": n["metadata"]}))
+                        .collect();
+                    let body = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+                                      "metadata": {"resourceVersion": "7"}, "items": items});
+                    Response::new(200, "application/json", body.to_string())
+                }
+                ("GET", "/api/v1/nodes") => list("NodeList", nodes.clone()),
+                ("GET" | "PATCH", p) if p.starts_with("/api/v1/nodes/") => {
+                    match by_name(p.trim_start_matches("/api/v1/nodes/")) {
+                        Some(n) => Response::new(200, "application/json", n.to_string()),
+                        None => Response::new(404, "application/json", r#"{"kind":"Status","code":404}"#),
+                    }
+                }
+                _ => Response::new(404, "application/json", r#"{"kind":"Status","code":404}"#),
+            }
+        }
+    })
+    .await
+}
+
+fn with_record(i: usize, name: &str, record: Value) -> Value {
+    let mut n = node(i);
+    n["metadata"]["name"] = json!(name);
+    n["metadata"]["annotations"] = record;
+    n["spec"]["unschedulable"] = json!(true);
+    n
+}
+
+#[actix_rt::test]
+async fn reconciliation_lists_node_metadata_and_reads_only_the_node_it_restores() {
+    let mut nodes: Vec<Value> = (0..NODES).map(node).collect();
+    // A run that stopped mid-drain long ago: the CLI's recovery restores it.
+    nodes.push(with_record(
+        NODES,
+        "n-orphan",
+        json!({"node-drain.io/state": "cordoned", "node-drain.io/run-id": "old-run",
+               "node-drain.io/heartbeat": "2026-01-01T00:00:00Z",
+               "node-drain.io/was-unschedulable": "false"}),
+    ));
+    // Records recovery leaves alone whatever the spec says.
+    nodes.push(with_record(
+        NODES + 1,
+        "n-drained",
+        json!({"node-drain.io/state": "drained", "node-drain.io/run-id": "r2"}),
+    ));
+    nodes.push(with_record(
+        NODES + 2,
+        "n-restored",
+        json!({"node-drain.io/state": "restored", "node-drain.io/run-id": "r3"}),
+    ));
+    let requests = Arc::new(Mutex::new(vec![]));
+    let server = recover_fake(requests.clone(), nodes).await;
+    let actors = fake_api::start(fake_api::client(&server).await, None);
+    let recovered = actors
+        .planner
+        .send(node_drain::messages::RecoverNodes {
+            nodepools: vec!["pool".into()],
+            lease: None,
+            elected_now: false,
+            all_pools: false,
+            orphan_after: Duration::from_secs(60),
+            defaults: fake_api::settings(),
+        })
+        .await
+        .unwrap()
+        .expect("recovered");
+    assert_eq!(recovered.restored, vec!["n-orphan".to_string()]);
+
+    let requests = requests.lock().unwrap().clone();
+    let node_requests: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.contains("/api/v1/nodes"))
+        .collect();
+    let lists: Vec<&&String> = node_requests
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/nodes "))
+        .collect();
+    assert_eq!(lists.len(), 1, "one LIST: {node_requests:#?}");
+    assert!(
+        lists[0].contains("as=PartialObjectMetadataList"),
+        "the LIST asked for full Nodes, not their metadata: {}",
+        lists[0]
+    );
+    let reads: Vec<&&String> = node_requests
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/nodes/"))
+        .collect();
+    assert_eq!(
+        reads.len(),
+        1,
+        "only the node it restores is read in full: {node_requests:#?}"
+    );
+    assert!(reads[0].starts_with("GET /api/v1/nodes/n-orphan "));
+    assert!(
+        node_requests
+            .iter()
+            .any(|r| r.starts_with("PATCH /api/v1/nodes/n-orphan ")),
+        "{node_requests:#?}"
+    );
 }

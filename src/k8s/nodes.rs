@@ -3,6 +3,7 @@
 //! `drain::annotations`). A patch answers Gone, NotOwned or an API error.
 
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::Client;
 
@@ -37,22 +38,48 @@ pub enum NodePools<'a> {
     Every,
 }
 
+fn selector(pools: NodePools<'_>) -> Option<String> {
+    match pools {
+        NodePools::Named([]) => None,
+        NodePools::Named(names) => Some(format!("{NODEPOOL_LABEL} in ({})", names.join(","))),
+        NodePools::Every => Some(NODEPOOL_LABEL.to_string()),
+    }
+}
+
 /// The Nodes of some NodePools, in one LIST by Karpenter's label; the
 /// selector is returned for errors to name.
 pub async fn of_nodepools(
     client: &Client,
     pools: NodePools<'_>,
 ) -> Result<Vec<Node>, (String, kube::Error)> {
-    let selector = match pools {
-        NodePools::Named([]) => return Ok(vec![]),
-        NodePools::Named(names) => format!("{NODEPOOL_LABEL} in ({})", names.join(",")),
-        NodePools::Every => NODEPOOL_LABEL.to_string(),
+    let Some(selector) = selector(pools) else {
+        return Ok(vec![]);
     };
     match Api::<Node>::all(client.clone())
         .list(&ListParams::default().labels(&selector))
         .await
     {
         Ok(list) => Ok(list.items),
+        Err(e) => Err((format!("list nodes ({selector})"), e)),
+    }
+}
+
+/// The metadata only (no spec, no status: `PartialObjectMetadata`) of the
+/// Nodes of some NodePools, in one LIST by Karpenter's label. The records
+/// live in the annotations, so a reader that acts only on some records
+/// (the reconciliation, every 10 s) reads the full Node of those alone.
+pub async fn metadata_of_nodepools(
+    client: &Client,
+    pools: NodePools<'_>,
+) -> Result<Vec<ObjectMeta>, (String, kube::Error)> {
+    let Some(selector) = selector(pools) else {
+        return Ok(vec![]);
+    };
+    match Api::<Node>::all(client.clone())
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => Ok(list.items.into_iter().map(|n| n.metadata).collect()),
         Err(e) => Err((format!("list nodes ({selector})"), e)),
     }
 }

@@ -20,7 +20,7 @@ use crate::drain::recovery::{recovery, NodeState, Recoverer, Recovery, Retiremen
 use crate::drain::{Phase, StopReason};
 use crate::error::{Error, Result};
 use crate::k8s::events::{node_ref, publish};
-use crate::k8s::karpenter::nodepool_of;
+use crate::k8s::karpenter::NODEPOOL_LABEL;
 use crate::k8s::nodes::{self, NodePatchError};
 use crate::messages::{RecoverNodes, Recovered, StartRun};
 
@@ -88,7 +88,11 @@ async fn recover_io(
         true => nodes::NodePools::Every,
         false => nodes::NodePools::Named(&msg.nodepools),
     };
-    let listed = nodes::of_nodepools(client, pools)
+    // Metadata only: `unschedulable` (the spec) is all recovery reads beyond
+    // the record, and it only keeps a drained node from being retired. A node
+    // left alone when taken as cordoned is left alone whatever it is; only the
+    // others are read in full (one GET each; none on an idle round).
+    let listed = nodes::metadata_of_nodepools(client, pools)
         .await
         .map_err(|(what, e)| Error::kube(what, e))?;
     // Requests an earlier leader of this Lease queued: admitted again by the
@@ -97,14 +101,35 @@ async fn recover_io(
         recovered.queued = super::queue::read_records(client, &listed, lease, &msg.nodepools).await;
     }
     let now = chrono::Utc::now();
-    for node in listed {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let pool = nodepool_of(&node).unwrap_or_default().to_string();
+    for meta in listed {
+        let name = meta.name.clone().unwrap_or_default();
+        let pool = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(NODEPOOL_LABEL))
+            .cloned()
+            .unwrap_or_default();
+        let managed = msg.nodepools.contains(&pool);
+        let assumed = NodeState {
+            unschedulable: true,
+            deleting: meta.deletion_timestamp.is_some(),
+            managed,
+        };
+        let record = Record::read(meta.annotations.as_ref());
+        if recovery(&record, assumed, who, now, after) == Recovery::Leave {
+            continue;
+        }
+        let Some(node) = nodes::get(client, &name)
+            .await
+            .map_err(|e| Error::kube(format!("get node {name}"), e))?
+        else {
+            continue;
+        };
         let record = Record::read(node.metadata.annotations.as_ref());
         let state = NodeState {
             unschedulable: nodes::unschedulable(&node),
             deleting: node.metadata.deletion_timestamp.is_some(),
-            managed: msg.nodepools.contains(&pool),
+            managed,
         };
         match recovery(&record, state, who, now, after) {
             Recovery::Leave => {}
@@ -305,3 +330,7 @@ impl super::PlannerActor {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
