@@ -7,6 +7,7 @@
 
 use actix::{AsyncContext, Context, WrapFuture};
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
 use tracing::{info, warn};
@@ -99,24 +100,27 @@ pub async fn unqueue(client: &Client, node: &str, raw: &str) {
 /// unreadable) are removed here.
 pub async fn read_records(
     client: &Client,
-    listed: &[Node],
+    listed: &[ObjectMeta],
     lease: &str,
     managed: &[String],
 ) -> Vec<Found> {
     let mut found = Vec::new();
-    for node in listed {
-        let Some(raw) = node
-            .metadata
+    for meta in listed {
+        let Some(raw) = meta
             .annotations
             .as_ref()
             .and_then(|a| a.get(crate::drain::annotations::QUEUED))
         else {
             continue;
         };
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let pool = crate::k8s::karpenter::nodepool_of(node).unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        let pool = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::k8s::karpenter::NODEPOOL_LABEL))
+            .map_or("", String::as_str);
         let state = NodeState {
-            deleting: node.metadata.deletion_timestamp.is_some(),
+            deleting: meta.deletion_timestamp.is_some(),
             managed: managed.iter().any(|p| p == pool),
         };
         match fate(raw, lease, state) {
