@@ -37,26 +37,31 @@ pub fn selecting<'a>(
 /// graceful drains this PDB covers; `None` when one more is allowed.
 pub fn refusal(pdb: &PodDisruptionBudget, in_flight: usize) -> Option<kube::core::Status> {
     let status = pdb.status.clone().unwrap_or_default();
-    let allowed = i64::from(status.disruptions_allowed) - in_flight as i64;
-    if allowed > 0 {
-        return None;
-    }
     let name = pdb.metadata.name.as_deref().unwrap_or_default();
+    // As the API: a PDB whose spec the controller has not processed yet
+    // refuses every eviction (its `disruptionsAllowed` is of the old spec).
+    let unprocessed =
+        status.observed_generation.unwrap_or(0) < pdb.metadata.generation.unwrap_or(0);
+    let message = if unprocessed {
+        format!("The disruption budget {name} is still being processed by the server.")
+    } else if i64::from(status.disruptions_allowed) - (in_flight as i64) > 0 {
+        return None;
+    } else {
+        format!(
+            "The disruption budget {name} needs {} healthy pods and has {} currently{}",
+            status.desired_healthy,
+            status.current_healthy,
+            if in_flight > 0 {
+                format!(" ({in_flight} of them being drained gracefully by node-drain)")
+            } else {
+                String::new()
+            }
+        )
+    };
     serde_json::from_value(json!({
         "status": "Failure", "code": 429, "reason": "TooManyRequests",
         "message": "Cannot evict pod as it would violate the pod's disruption budget.",
-        "details": {"causes": [{
-            "reason": "DisruptionBudget",
-            "message": format!(
-                "The disruption budget {name} needs {} healthy pods and has {} currently{}",
-                status.desired_healthy, status.current_healthy,
-                if in_flight > 0 {
-                    format!(" ({in_flight} of them being drained gracefully by node-drain)")
-                } else {
-                    String::new()
-                }
-            ),
-        }]},
+        "details": {"causes": [{"reason": "DisruptionBudget", "message": message}]},
     }))
     .ok()
 }
@@ -123,6 +128,21 @@ mod tests {
             .contains("disruption budget web-budget needs 4 healthy pods"));
         assert!(refusal(&pdb(2, json!({})), 1).is_none());
         assert!(refusal(&pdb(0, json!({})), 0).is_some());
+    }
+
+    /// As the API: a spec the disruption controller has not processed yet
+    /// refuses, whatever the old status allows.
+    #[test]
+    fn a_pdb_not_yet_processed_refuses() {
+        let mut raised = pdb(3, json!({"matchLabels": {"app": "web"}}));
+        assert!(refusal(&raised, 0).is_none());
+        raised.metadata.generation = Some(2);
+        let refused = refusal(&raised, 0).expect("generation 2 observed 1");
+        assert_eq!(refused.code, 429);
+        assert_eq!(
+            refused.details.unwrap().causes[0].message,
+            "The disruption budget web-budget is still being processed by the server."
+        );
     }
 
     #[test]

@@ -114,13 +114,19 @@ impl Caches {
 
     /// How many of the namespace's pods `selector` selects that the
     /// disruption controller counts as healthy; `None` until listed.
-    pub fn healthy_selected(&self, namespace: &str, selector: &LabelSelector) -> Option<usize> {
+    pub fn healthy_selected(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+        gone: &super::flight::Gone,
+    ) -> Option<usize> {
         if !self.pods_listed.load(Ordering::SeqCst) {
             return None;
         }
-        let pods = self
-            .pods
-            .state_filter(|p| p.metadata.namespace.as_deref() == Some(namespace));
+        let pods = self.pods.state_filter(|p| {
+            p.metadata.namespace.as_deref() == Some(namespace)
+                && !gone.contains(p.metadata.uid.as_deref(), p.metadata.name.as_deref())
+        });
         Some(view::healthy_selected(pods.iter().map(|p| &**p), selector))
     }
 

@@ -46,6 +46,21 @@ pub fn deleted_still_counts(
     healthy_now.is_none_or(|n| i64::from(status_healthy) > n as i64)
 }
 
+/// The pods a PDB's healthy count as watched must leave out (`against`).
+#[derive(Debug, Default)]
+pub struct Gone {
+    /// The deleted drains' pods, by UID.
+    pub uids: std::collections::HashSet<String>,
+    /// The PDB's `disruptedPods`, by name.
+    pub names: std::collections::HashSet<String>,
+}
+
+impl Gone {
+    pub fn contains(&self, uid: Option<&str>, name: Option<&str>) -> bool {
+        uid.is_some_and(|u| self.uids.contains(u)) || name.is_some_and(|n| self.names.contains(n))
+    }
+}
+
 #[derive(Default)]
 pub struct InFlight {
     /// Pod UID → its drain, while a task drives it.
@@ -100,13 +115,17 @@ impl InFlight {
     /// The drains `pdb` must count, other than the pod `except`: those in
     /// flight that it selects, and its deleted ones its status does not show
     /// yet; `healthy_now` gives how many of its pods are healthy as watched
-    /// (asked only when a deleted drain is in question).
+    /// (asked only when a deleted drain is in question), leaving out the pods
+    /// `gone` names: the deleted drains' own (the pod watch may not have
+    /// delivered their deletion yet: counted as healthy there, they would
+    /// hide themselves) and the PDB's `disruptedPods` (evicted, which the
+    /// status no longer counts).
     pub fn against(
         &self,
         namespace: &str,
         pdb: &PodDisruptionBudget,
         except: &str,
-        healthy_now: impl FnOnce(&LabelSelector) -> Option<usize>,
+        healthy_now: impl FnOnce(&LabelSelector, &Gone) -> Option<usize>,
     ) -> usize {
         let selector = pdb
             .spec
@@ -127,7 +146,16 @@ impl InFlight {
             return live;
         }
         let status_healthy = pdb.status.as_ref().map_or(0, |s| s.current_healthy);
-        let now = healthy_now(&selector);
+        let gone = Gone {
+            uids: self.deleted.iter().map(|d| d.key().clone()).collect(),
+            names: pdb
+                .status
+                .as_ref()
+                .and_then(|s| s.disrupted_pods.as_ref())
+                .map(|d| d.keys().cloned().collect())
+                .unwrap_or_default(),
+        };
+        let now = healthy_now(&selector, &gone);
         live + deleted
             .into_iter()
             .filter(|since| deleted_still_counts(*since, status_healthy, now))
@@ -164,6 +192,34 @@ mod tests {
         assert!(!deleted_still_counts(DELETION_TIMEOUT, 5, Some(4)));
     }
 
+    /// The pod watch has not delivered the deletion yet: the deleted pod is
+    /// still healthy in the cache, as in the status. It must still count
+    /// (before: 5 healthy watched, 5 in the status, so it counted for none).
+    #[test]
+    fn a_deleted_pod_the_watch_still_shows_counts_until_the_status_shows_it() {
+        let flight = InFlight::default();
+        assert!(flight.start("a", "shop", web()));
+        flight.end("a", true);
+        let watched = ["a", "b", "c", "d", "e"];
+        let healthy = |gone: &Gone| {
+            Some(
+                watched
+                    .iter()
+                    .filter(|uid| !gone.contains(Some(uid), Some(&format!("web-{uid}"))))
+                    .count(),
+            )
+        };
+        assert_eq!(flight.against("shop", &pdb(5), "x", |_, g| healthy(g)), 1);
+        // The status shows it: 4 healthy.
+        assert_eq!(flight.against("shop", &pdb(4), "x", |_, g| healthy(g)), 0);
+        // Another pod evicted by the API (in disruptedPods, still watched):
+        // the status counts 4, the watch 5 less the two gone.
+        let mut evicted = pdb(4);
+        evicted.status.as_mut().unwrap().disrupted_pods =
+            serde_json::from_value(json!({"web-b": "2026-11-29T10:00:00Z"})).unwrap();
+        assert_eq!(flight.against("shop", &evicted, "x", |_, g| healthy(g)), 1);
+    }
+
     #[test]
     fn drains_count_while_in_flight_and_after_deletion_until_the_status_shows_it() {
         let flight = InFlight::default();
@@ -172,18 +228,18 @@ mod tests {
         assert!(flight.start("b", "shop", web()));
         assert!(flight.start("c", "other", web()));
         let behind = pdb(5);
-        assert_eq!(flight.against("shop", &behind, "x", |_| Some(4)), 2);
-        assert_eq!(flight.against("shop", &behind, "a", |_| Some(4)), 1);
+        assert_eq!(flight.against("shop", &behind, "x", |_, _| Some(4)), 2);
+        assert_eq!(flight.against("shop", &behind, "a", |_, _| Some(4)), 1);
         flight.end("a", true);
         flight.end("b", false);
         assert!(!flight.contains("a") && flight.len() == 1);
-        assert_eq!(flight.against("shop", &behind, "x", |_| Some(4)), 1);
-        assert_eq!(flight.against("shop", &pdb(4), "x", |_| Some(4)), 0);
+        assert_eq!(flight.against("shop", &behind, "x", |_, _| Some(4)), 1);
+        assert_eq!(flight.against("shop", &pdb(4), "x", |_, _| Some(4)), 0);
         let api: PodDisruptionBudget = serde_json::from_value(json!({
             "spec": {"selector": {"matchLabels": {"app": "api"}}}}))
         .unwrap();
-        assert_eq!(flight.against("shop", &api, "x", |_| Some(0)), 0);
+        assert_eq!(flight.against("shop", &api, "x", |_, _| Some(0)), 0);
         flight.sweep();
-        assert_eq!(flight.against("shop", &behind, "x", |_| Some(4)), 1);
+        assert_eq!(flight.against("shop", &behind, "x", |_, _| Some(4)), 1);
     }
 }

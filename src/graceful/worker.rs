@@ -123,9 +123,10 @@ impl Graceful {
         except: &str,
     ) -> usize {
         let caches = self.caches.get();
-        self.in_flight.against(namespace, pdb, except, |selector| {
-            caches.and_then(|c| c.healthy_selected(namespace, selector))
-        })
+        self.in_flight
+            .against(namespace, pdb, except, |selector, gone| {
+                caches.and_then(|c| c.healthy_selected(namespace, selector, gone))
+            })
     }
 
     /// Starts draining a marked pod unless a task already does; `labels`
