@@ -214,17 +214,36 @@ async fn a_replacement_never_ready_is_cut_short_at_drain_timeout_with_an_event_a
         waited >= Duration::from_secs(11),
         "deleted after {waited:?}, before drainTimeoutSeconds (12 s)"
     );
+    // The Event is written after the deletion (it says what was done): the
+    // pod may be gone before it lands.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
-    let timed_out = events
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("GracefulDrainTimedOut"))
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
-        .count();
-    assert_eq!(timed_out, 1, "one GracefulDrainTimedOut Event on the pod");
+    let timed_out = || async {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("GracefulDrainTimedOut"))
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
+            .count()
+    };
+    wait_for(
+        "the GracefulDrainTimedOut Event",
+        Duration::from_secs(30),
+        || async {
+            match timed_out().await {
+                0 => Err("none yet".to_string()),
+                _ => Ok(Some(())),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        timed_out().await,
+        1,
+        "one GracefulDrainTimedOut Event on the pod"
+    );
     let metrics = reqwest::get(format!("{}/metrics", daemon.url))
         .await
         .unwrap()
