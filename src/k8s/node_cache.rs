@@ -358,6 +358,7 @@ mod tests {
         assert_eq!(
             slim,
             json!({
+                "apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": "n", "labels": {"a": "1"}, "annotations": {"r": "x"}},
                 "spec": {"unschedulable": true, "providerID": "kwok://n",
                          "taints": [{"key": "karpenter.sh/disrupted", "effect": "NoSchedule"}]},
