@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::Client;
@@ -207,6 +208,22 @@ pub async fn of_nodepools(
         }
     }
     nodes::of_nodepools(client, NodePools::Named(pools)).await
+}
+
+/// The metadata of the Nodes of `pools`: from the cache when there is one,
+/// the NodePools are named and it can answer, else one metadata-only LIST.
+pub async fn metadata_of_nodepools(
+    cache: Option<&NodeCache>,
+    client: &Client,
+    pools: NodePools<'_>,
+) -> Result<Vec<ObjectMeta>, (String, kube::Error)> {
+    if let (Some(cache), NodePools::Named(named)) = (cache, &pools) {
+        match cache.nodes(named).await {
+            Ok(found) => return Ok(found.into_iter().map(|n| n.metadata).collect()),
+            Err(why) => cache.said(why),
+        }
+    }
+    nodes::metadata_of_nodepools(client, pools).await
 }
 
 impl Shared {
