@@ -64,7 +64,7 @@ async fn plans_and_alerts_read_the_watched_nodes_and_a_taint_arrives_by_the_watc
     let (env, client, pool) = (&scene.env, &scene.client, &scene.pool);
     let w = scene.workloads();
     w.spread_deployment("web", 2, SMALL).await;
-    let pods = w.wait_running("web", 2, Duration::from_secs(180)).await;
+    let pods = w.wait_running("web", 2, Duration::from_secs(400)).await;
     let (tainted, drained) = (node_of(&pods[0]), node_of(&pods[1]));
     assert_ne!(tainted, drained);
     let config = "rules:\n  - alertname: NodeDiskPressure\n    action: drain-node\n";

@@ -153,8 +153,13 @@ impl NodeCache {
         self.check()?;
         let mark = nodes::written(pools);
         let mut seen = self.shared.seen.subscribe();
-        let caught_up = tokio::time::timeout(WAIT_FOR_WRITES, seen.wait_for(|v| *v >= mark)).await;
-        if !matches!(caught_up, Ok(Ok(_))) {
+        // The borrow `wait_for` answers (a read lock on the value) ends here:
+        // held on, it would block the watch raising the value.
+        let caught_up = matches!(
+            tokio::time::timeout(WAIT_FOR_WRITES, seen.wait_for(|v| *v >= mark)).await,
+            Ok(Ok(_))
+        );
+        if !caught_up {
             return Err(Fallback::BehindWrites);
         }
         let mut state = self.shared.lock();
@@ -240,10 +245,16 @@ impl Shared {
         });
     }
 
+    /// Applies one event; the highest resourceVersion seen is raised after
+    /// the Node is stored (and the lock released), so who waits for it finds
+    /// the Node.
     fn apply(&self, event: Event<Node>) {
         let mut state = self.lock();
-        match event {
-            Event::Init => state.listing = Some(HashMap::new()),
+        let version = match event {
+            Event::Init => {
+                state.listing = Some(HashMap::new());
+                None
+            }
             Event::InitApply(node) => {
                 let node = slim(node);
                 if let (Some(listing), Some(name)) =
@@ -251,33 +262,37 @@ impl Shared {
                 {
                     listing.insert(name, node);
                 }
+                None
             }
             Event::InitDone => {
                 state.nodes = state.listing.take().unwrap_or_default();
                 state.synced = true;
                 state.healthy = true;
-                let newest = state
+                info!(nodes = state.nodes.len(), "the node cache is synced");
+                state
                     .nodes
                     .values()
                     .filter_map(nodes::resource_version)
-                    .max();
-                self.saw_version(newest.unwrap_or(0));
-                info!(nodes = state.nodes.len(), "the node cache is synced");
+                    .max()
             }
             Event::Apply(node) => {
                 let node = slim(node);
-                let version = nodes::resource_version(&node).unwrap_or(0);
+                let version = nodes::resource_version(&node);
                 if let Some(name) = node.metadata.name.clone() {
                     state.nodes.insert(name, node);
                 }
-                self.saw_version(version);
+                version
             }
             Event::Delete(node) => {
                 if let Some(name) = &node.metadata.name {
                     state.nodes.remove(name);
                 }
-                self.saw_version(nodes::resource_version(&node).unwrap_or(0));
+                nodes::resource_version(&node)
             }
+        };
+        drop(state);
+        if let Some(version) = version {
+            self.saw_version(version);
         }
     }
 
