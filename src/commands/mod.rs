@@ -8,6 +8,7 @@ pub mod progress_bars;
 pub mod render;
 mod rotate;
 mod serve;
+mod serve_node_cache;
 mod serve_role;
 
 use tracing::error;

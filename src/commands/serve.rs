@@ -160,6 +160,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<i32> {
         stop.clone(),
     ));
     tokio::spawn(run_queue(daemon.clone(), queue_rx));
+    tokio::spawn(super::serve_node_cache::keep(
+        client.clone(),
+        daemon.clone(),
+        actors.planner.clone(),
+        stop.clone(),
+    ));
     info!(
         http = %address,
         admin_socket = %args.admin_socket.display(),

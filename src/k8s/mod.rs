@@ -8,6 +8,7 @@ pub mod events;
 pub mod fence;
 pub mod karpenter;
 pub mod lease;
+pub mod node_cache;
 pub mod nodes;
 pub mod pods;
 pub mod role_label;

@@ -10,6 +10,57 @@ use kube::Client;
 use super::api_code;
 use crate::k8s::karpenter::NODEPOOL_LABEL;
 
+/// The highest resourceVersion the API server answered node-drain's own
+/// writes to a Node with, by the Node's NodePool (Karpenter's label): the
+/// daemon's Node cache answers only once it has seen the events up to it
+/// (read-your-writes, `node_cache`). A Node without the label, or a
+/// resourceVersion that is not a number, is not recorded: no watch of
+/// NodePools would deliver its event.
+static WRITTEN: std::sync::Mutex<Option<std::collections::HashMap<String, u64>>> =
+    std::sync::Mutex::new(None);
+
+/// Records the resourceVersion a write to `node` was answered with.
+pub fn record_write(node: &Node) {
+    let Some(pool) = node
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(NODEPOOL_LABEL))
+    else {
+        return;
+    };
+    let Some(version) = resource_version(node) else {
+        return;
+    };
+    let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mark = written
+        .get_or_insert_with(Default::default)
+        .entry(pool.clone())
+        .or_default();
+    *mark = (*mark).max(version);
+}
+
+/// The highest resourceVersion node-drain's writes to the Nodes of these
+/// NodePools were answered with (0: none).
+pub fn written(pools: &[String]) -> u64 {
+    let written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(written) = written.as_ref() else {
+        return 0;
+    };
+    pools
+        .iter()
+        .filter_map(|p| written.get(p))
+        .copied()
+        .max()
+        .unwrap_or(0)
+}
+
+/// A Node's resourceVersion as a number (they are etcd revisions); None when
+/// it is missing or not numeric.
+pub fn resource_version(node: &Node) -> Option<u64> {
+    node.metadata.resource_version.as_deref()?.parse().ok()
+}
+
 /// Why a patch of a Node did not apply.
 #[derive(Debug, thiserror::Error)]
 pub enum NodePatchError {
@@ -106,7 +157,10 @@ pub async fn patch(
         .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
         .await
     {
-        Ok(node) => Ok(node),
+        Ok(node) => {
+            record_write(&node);
+            Ok(node)
+        }
         Err(e) => Err(match api_code(&e) {
             Some(404) => NodePatchError::Gone(name.into()),
             Some(409 | 422) => NodePatchError::NotOwned {
@@ -146,7 +200,9 @@ pub async fn cordon_only(client: &Client, name: &str, why: &str) -> kube::Result
         "spec": {"unschedulable": true},
         "metadata": {"annotations": {"node-drain.io/cordoned-by": why}},
     });
-    Api::<Node>::all(client.clone())
+    let node = Api::<Node>::all(client.clone())
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
+        .await?;
+    record_write(&node);
+    Ok(node)
 }

@@ -294,7 +294,8 @@ pub async fn label_wave(client: &Client, nodes: &[String], run: Option<&str>) ->
                 &kube::api::PatchParams::default(),
                 &kube::api::Patch::Merge(&body),
             )
-            .await,
+            .await
+            .map(|written| crate::k8s::nodes::record_write(&written)),
         )
         .map_err(|e| Error::kube(format!("label node {node} {WAVE_LABEL}"), e))?;
     }

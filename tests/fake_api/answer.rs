@@ -39,10 +39,12 @@ fn query(target: &str, key: &str) -> Option<String> {
     })
 }
 
-/// A watch from `resourceVersion` reports the pod events after it (waiting up
-/// to a second for one), then ends, as an idle watch the API server closes;
-/// the client watches again from the last version it saw.
+/// A watch from `resourceVersion` reports the events after it (the node's
+/// for a watch of nodes, unless held; else the pods'), waiting up to a second
+/// for one, then ends, as an idle watch the API server closes; the client
+/// watches again from the last version it saw.
 async fn watch(fake: &Shared, r: &Request) -> Response {
+    let of_nodes = r.target.starts_with("/api/v1/nodes?");
     let from: u64 = query(&r.target, "resourceVersion")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -52,7 +54,12 @@ async fn watch(fake: &Shared, r: &Request) -> Response {
         return Response::new(200, "application/json", format!("{expired}\n"));
     }
     let after = |f: &Fake| -> String {
-        f.events
+        let events = match of_nodes {
+            true if f.hold_node_events => &[][..],
+            true => &f.node_events[..],
+            false => &f.events[..],
+        };
+        events
             .iter()
             .filter(|(v, _)| *v > from)
             .map(|(_, e)| format!("{e}\n"))
@@ -176,14 +183,18 @@ fn patch_node(f: &mut Fake, body: &[u8]) -> Response {
             json!({}),
         );
     }
-    let version: u64 = node["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("1")
-        .parse()
-        .unwrap_or(1);
-    node["metadata"]["resourceVersion"] = json!((version + 1).to_string());
-    f.node = node.clone();
-    json_response(200, node)
+    f.stamp_node(node);
+    json_response(200, f.node.clone())
+}
+
+/// A LIST answers at the current resourceVersion, as the API server does
+/// (a watch goes on from it).
+fn list(f: &Fake, kind: &str, items: Vec<Value>) -> Response {
+    json_response(
+        200,
+        json!({"apiVersion": "v1", "kind": kind,
+               "metadata": {"resourceVersion": f.version.to_string()}, "items": items}),
+    )
 }
 
 pub(super) async fn answer(fake: Shared, r: Request) -> Response {
@@ -203,15 +214,17 @@ pub(super) async fn answer(fake: Shared, r: Request) -> Response {
     match (r.method.as_str(), path.as_str()) {
         ("GET", "/api/v1/nodes/n1") => json_response(200, f.node.clone()),
         ("PATCH", "/api/v1/nodes/n1") => patch_node(&mut f, &r.body),
+        ("GET", "/api/v1/nodes") => list(&f, "NodeList", vec![f.node.clone()]),
+        ("GET", "/apis/karpenter.sh/v1/nodepools/pool") => json_response(
+            200,
+            json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "pool"},
+                   "spec": {"disruption": {"budgets": [{"nodes": "100%"}]}}}),
+        ),
         ("GET", "/api/v1/pods") => {
             if std::mem::take(&mut f.ready_on_first_list) {
                 f.set_ready(true);
             }
-            json_response(
-                200,
-                json!({"apiVersion": "v1", "kind": "PodList",
-                   "metadata": {"resourceVersion": f.version.to_string()}, "items": f.pods}),
-            )
+            list(&f, "PodList", f.pods.clone())
         }
         ("POST", p) if p.ends_with("/eviction") => evict(&mut f, &pod_name(p), &r.body),
         ("DELETE", p) if p.starts_with("/api/v1/namespaces/ns/pods/") => {

@@ -70,6 +70,11 @@ pub struct Fake {
     pub ready_on_first_eviction: bool,
     /// The node turns Ready when its pods are first listed.
     pub ready_on_first_list: bool,
+    /// Every change to the node (ADDED, MODIFIED, DELETED), at its
+    /// resourceVersion (the same counter as the pods': etcd's revision).
+    pub node_events: Vec<(u64, Value)>,
+    /// A watch of nodes delivers no event while set (a slow watch).
+    pub hold_node_events: bool,
 }
 
 pub type Shared = Arc<Mutex<Fake>>;
@@ -121,6 +126,25 @@ impl Fake {
             .iter()
             .find(|x| x["metadata"]["name"] == json!(name))
             .and_then(|p| p["metadata"]["uid"].as_str().map(str::to_string))
+    }
+
+    /// Changes the node as another writer would (Karpenter, a person) and
+    /// records the MODIFIED event at the next resourceVersion.
+    pub fn change_node(&mut self, change: impl FnOnce(&mut Value)) {
+        let mut node = self.node.clone();
+        change(&mut node);
+        self.stamp_node(node);
+    }
+
+    /// Stores `node` at the next resourceVersion and records its event.
+    fn stamp_node(&mut self, mut node: Value) {
+        self.version += 1;
+        node["metadata"]["resourceVersion"] = json!(self.version.to_string());
+        self.node_events.push((
+            self.version,
+            json!({"type": "MODIFIED", "object": node.clone()}),
+        ));
+        self.node = node;
     }
 
     pub fn set_ready(&mut self, ready: bool) {
@@ -252,6 +276,8 @@ pub fn fresh_with(pods: Vec<Value>, evictions: Evictions, annotations: Value) ->
         expire_next_watch: false,
         ready_on_first_eviction: false,
         ready_on_first_list: false,
+        node_events: vec![],
+        hold_node_events: false,
     }))
 }
 

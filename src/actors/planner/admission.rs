@@ -17,6 +17,7 @@ use super::{node_facts, PlannerActor};
 use crate::alerts::rules::{node_of, resolves_by_ip, Action, NodeIndex, Unresolved};
 use crate::error::{Error, Result};
 use crate::k8s::karpenter::{nodepool_of, NodePool};
+use crate::k8s::node_cache::NodeCache;
 use crate::messages::{Admit, Admitted, StartRun, Target};
 use crate::plan::budget::allowed_disruptions;
 use crate::plan::candidates::{budget_counts, node_skip_reason, SkipReason};
@@ -43,10 +44,14 @@ fn ignored(reason: impl Into<String>, metric: &str) -> Admitted {
     }
 }
 
-/// The nodes of the managed NodePools only (one LIST by label selector),
-/// never every Node of the cluster.
-async fn managed_nodes(client: &Client, nodepools: &[String]) -> Result<Vec<Node>> {
-    crate::k8s::nodes::of_nodepools(client, crate::k8s::nodes::NodePools::Named(nodepools))
+/// The nodes of the managed NodePools only (from the daemon's Node cache,
+/// else one LIST by label selector), never every Node of the cluster.
+async fn managed_nodes(
+    cache: Option<&NodeCache>,
+    client: &Client,
+    nodepools: &[String],
+) -> Result<Vec<Node>> {
+    crate::k8s::node_cache::of_nodepools(cache, client, nodepools)
         .await
         .map_err(|(what, e)| Error::kube(what, e))
 }
@@ -93,11 +98,12 @@ async fn ip_index<'a>(
 }
 
 pub async fn gather(
+    cache: Option<&NodeCache>,
     client: &Client,
     msg: &Admit,
     own_node: Option<&str>,
 ) -> Result<std::result::Result<Facts, Admitted>> {
-    let managed = managed_nodes(client, &msg.nodepools).await?;
+    let managed = managed_nodes(cache, client, &msg.nodepools).await?;
     let name = match &msg.target {
         Target::Node(name) => name.clone(),
         Target::Labels(labels) => match node_of(
@@ -189,14 +195,17 @@ impl PlannerActor {
         let client = self.client.clone();
         let own_node = self.deps.identity.own_node.clone();
         let own_pod = self.deps.identity.own_pod.clone();
+        let cache = self.node_cache.clone();
         let query = msg.clone();
         Box::pin(
-            async move { super::blocked::facts(&client, &query, own_node, own_pod).await }
-                .into_actor(self)
-                .map(move |facts, act, ctx| match facts? {
-                    Ok(facts) => Ok(act.decide(msg, facts, ctx)),
-                    Err(ignored) => Ok(ignored),
-                }),
+            async move {
+                super::blocked::facts(cache.as_deref(), &client, &query, own_node, own_pod).await
+            }
+            .into_actor(self)
+            .map(move |facts, act, ctx| match facts? {
+                Ok(facts) => Ok(act.decide(msg, facts, ctx)),
+                Err(ignored) => Ok(ignored),
+            }),
         )
     }
 

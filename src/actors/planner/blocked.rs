@@ -36,12 +36,13 @@ pub(super) const REMEMBERED: usize = 10_000;
 /// for a drain-node request that is not forced (a cordon evicts nothing; a
 /// forced drain evicts the blockers).
 pub(super) async fn facts(
+    cache: Option<&crate::k8s::node_cache::NodeCache>,
     client: &Client,
     msg: &Admit,
     own_node: Option<String>,
     own_pod: Option<PodRef>,
 ) -> Result<std::result::Result<Facts, Admitted>> {
-    let facts = super::admission::gather(client, msg, own_node.as_deref()).await?;
+    let facts = super::admission::gather(cache, client, msg, own_node.as_deref()).await?;
     let Ok(mut facts) = facts else {
         return Ok(facts);
     };

@@ -17,8 +17,10 @@ impl Handler<PlanWave> for PlannerActor {
     fn handle(&mut self, msg: PlanWave, _ctx: &mut Self::Context) -> Self::Result {
         let client = self.client.clone();
         let identity = self.deps.identity.clone();
+        let cache = self.node_cache.clone();
         Box::pin(async move {
-            super::plan::plan(
+            super::plan::plan_cached(
+                cache.as_deref(),
                 &client,
                 msg,
                 chrono::Utc::now(),

@@ -17,6 +17,7 @@ mod run_id;
 mod runs;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::Addr;
 use kube::runtime::events::Recorder;
@@ -27,6 +28,7 @@ use crate::actors::node_drain::Fault;
 use crate::actors::NotifierActor;
 use crate::drain::progress::Progress;
 pub use crate::identity::Identity;
+use crate::k8s::node_cache::NodeCache;
 use crate::messages::RunId;
 pub use plan::node_facts;
 use runs::Run;
@@ -64,6 +66,22 @@ pub struct PlannerActor {
     /// The alerts of later requests merged into a waiting one (node → their
     /// releases): freed if the waiting request never runs.
     merged: HashMap<String, Vec<crate::messages::Release>>,
+    /// The daemon's watched Nodes of its NodePools (`UseNodeCache`); None:
+    /// every plan and admission LISTs them (the CLI).
+    node_cache: Option<Arc<NodeCache>>,
+}
+
+/// The daemon's Node cache, for plans and admission from now on.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct UseNodeCache(pub Arc<NodeCache>);
+
+impl actix::Handler<UseNodeCache> for PlannerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UseNodeCache, _ctx: &mut Self::Context) {
+        self.node_cache = Some(msg.0);
+    }
 }
 
 impl PlannerActor {
@@ -81,6 +99,7 @@ impl PlannerActor {
             retrying: false,
             records: HashMap::new(),
             merged: HashMap::new(),
+            node_cache: None,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::drain::Phase;
 use crate::k8s::karpenter::DISRUPTED_TAINT;
 use crate::k8s::karpenter::{NodePool, NODEPOOL_LABEL};
+use crate::k8s::node_cache::{self, NodeCache};
 use crate::k8s::nodes;
 use crate::messages::PlanWave;
 use crate::plan::budget::allowed_disruptions;
@@ -74,8 +75,21 @@ pub fn node_facts(node: &Node, own_node: Option<&str>) -> NodeFacts {
     }
 }
 
-/// Plans one wave of `msg.nodepool` at `now`.
+/// Plans one wave of `msg.nodepool` at `now`, its nodes LISTed.
 pub async fn plan(
+    client: &Client,
+    msg: PlanWave,
+    now: DateTime<Utc>,
+    own_pod: Option<&PodRef>,
+    own_node: Option<&str>,
+) -> Result<WavePlan> {
+    plan_cached(None, client, msg, now, own_pod, own_node).await
+}
+
+/// Plans one wave of `msg.nodepool` at `now`, its nodes from the daemon's
+/// Node cache when it can answer (`node_cache`), else LISTed.
+pub async fn plan_cached(
+    cache: Option<&NodeCache>,
     client: &Client,
     msg: PlanWave,
     now: DateTime<Utc>,
@@ -84,17 +98,18 @@ pub async fn plan(
 ) -> Result<WavePlan> {
     let started = std::time::Instant::now();
     let nodepools: Api<NodePool> = Api::all(client.clone());
+    let pool = [msg.nodepool.clone()];
     // Both at once: one round trip, not two.
     let (nodepool, listed) = futures::join!(
         nodepools.get_opt(&msg.nodepool),
-        nodes::of_nodepool(client, &msg.nodepool)
+        node_cache::of_nodepools(cache, client, &pool)
     );
     let nodepool = nodepool
         .map_err(|e| Error::kube(format!("get NodePool {}", msg.nodepool), e))?
         .ok_or_else(|| Error::NodePoolNotFound(msg.nodepool.clone()))?;
     let selector = format!("{NODEPOOL_LABEL}={}", msg.nodepool);
-    let listed =
-        listed.map_err(|e| Error::kube(format!("list nodes of NodePool {}", msg.nodepool), e))?;
+    let listed = listed
+        .map_err(|(_, e)| Error::kube(format!("list nodes of NodePool {}", msg.nodepool), e))?;
     let ready_by_node: HashMap<String, bool> = listed
         .iter()
         .map(|n| (n.metadata.name.clone().unwrap_or_default(), nodes::ready(n)))

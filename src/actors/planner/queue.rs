@@ -42,11 +42,12 @@ impl PlannerActor {
         ctx.spawn(
             async move {
                 let patch = Patch::Merge(queued_patch(&raw));
-                if let Err(e) = Api::<Node>::all(client)
+                match Api::<Node>::all(client)
                     .patch(&node, &PatchParams::default(), &patch)
                     .await
                 {
-                    warn!(node = node.as_str(), error = %e, "could not record the queued request on the node; it waits in this process only");
+                    Ok(written) => crate::k8s::nodes::record_write(&written),
+                    Err(e) => warn!(node = node.as_str(), error = %e, "could not record the queued request on the node; it waits in this process only"),
                 }
             }
             .into_actor(self),

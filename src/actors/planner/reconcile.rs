@@ -40,8 +40,9 @@ impl super::PlannerActor {
     ) -> ResponseActFuture<Self, Result<Recovered>> {
         let client = self.client.clone();
         let recorder = self.deps.recorder.clone();
+        let cache = self.node_cache.clone();
         Box::pin(
-            async move { recover_io(&client, &recorder, &msg).await }
+            async move { recover_io(cache.as_deref(), &client, &recorder, &msg).await }
                 .into_actor(self)
                 .map(|found, act, ctx| {
                     let (mut recovered, resumes) = found?;
@@ -66,6 +67,7 @@ impl super::PlannerActor {
 }
 
 async fn recover_io(
+    cache: Option<&crate::k8s::node_cache::NodeCache>,
     client: &Client,
     recorder: &Recorder,
     msg: &RecoverNodes,
@@ -92,7 +94,7 @@ async fn recover_io(
     // the record, and it only keeps a drained node from being retired. A node
     // left alone when taken as cordoned is left alone whatever it is; only the
     // others are read in full (one GET each; none on an idle round).
-    let listed = nodes::metadata_of_nodepools(client, pools)
+    let listed = crate::k8s::node_cache::metadata_of_nodepools(cache, client, pools)
         .await
         .map_err(|(what, e)| Error::kube(what, e))?;
     // Requests an earlier leader of this Lease queued: admitted again by the
